@@ -1,0 +1,46 @@
+"""Typed read-only tools, the backend ports they call, and the simulated world."""
+
+from ._backends import NotifierPort, ReadBackends, WriteBackends, read_only
+from ._ports import (
+    AlertInfo,
+    AlertsPort,
+    ChangeEvent,
+    DeployReader,
+    DeploymentStatus,
+    DeployWriter,
+    DriftPort,
+    DriftReport,
+    FeatureDrift,
+    FeatureQuality,
+    MetricReading,
+    MetricsPort,
+    ModelVersionInfo,
+    RegistryReader,
+    RegistryWriter,
+    RetrainResult,
+    TrainPort,
+)
+
+__all__ = [
+    "AlertInfo",
+    "AlertsPort",
+    "ChangeEvent",
+    "DeployReader",
+    "DeployWriter",
+    "DeploymentStatus",
+    "DriftPort",
+    "DriftReport",
+    "FeatureDrift",
+    "FeatureQuality",
+    "MetricReading",
+    "MetricsPort",
+    "ModelVersionInfo",
+    "NotifierPort",
+    "ReadBackends",
+    "RegistryReader",
+    "RegistryWriter",
+    "RetrainResult",
+    "TrainPort",
+    "WriteBackends",
+    "read_only",
+]
