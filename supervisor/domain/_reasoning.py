@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._vocab import ActionType, RootCause
 
 JsonScalar = str | int | float | bool | None
+"""A scalar that survives a JSON round trip."""
 
 
 class _Strict(BaseModel):

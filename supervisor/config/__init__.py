@@ -1,0 +1,26 @@
+"""The watch config: watched models, signals, thresholds, limits and timing."""
+
+from ._load import config_from_dict, load_config
+from ._model import (
+    DataSpec,
+    DeploymentSpec,
+    DriftCheck,
+    Limits,
+    SignalThreshold,
+    SupervisorConfig,
+    Timing,
+    WatchedModel,
+)
+
+__all__ = [
+    "DataSpec",
+    "DeploymentSpec",
+    "DriftCheck",
+    "Limits",
+    "SignalThreshold",
+    "SupervisorConfig",
+    "Timing",
+    "WatchedModel",
+    "config_from_dict",
+    "load_config",
+]

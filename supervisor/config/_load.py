@@ -1,0 +1,54 @@
+"""Loading the watch config from a YAML file plus environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from supervisor._errors import ConfigError
+from supervisor._yaml import format_validation_error, read_yaml
+
+from ._model import SupervisorConfig
+
+
+def load_config(path: Path) -> SupervisorConfig:
+    """Read ``path``, apply ``MLOPS_SUPERVISOR_*`` env overrides, validate; ConfigError if bad.
+
+    Relative paths in the file are resolved against the file's directory.
+    """
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'models' list; see README")
+    return config_from_dict(data, source=str(path), base_dir=path.parent)
+
+
+def config_from_dict(data: dict[str, Any], *, source: str, base_dir: Path | None = None) -> SupervisorConfig:
+    """Validate a config mapping (env overrides applied on top)."""
+
+    class _FromMapping(SupervisorConfig):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # Environment beats the file.
+            return (env_settings, init_settings)
+
+    try:
+        loaded = _FromMapping(**data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+    cfg = SupervisorConfig.model_validate(loaded.model_dump())
+    if base_dir is not None:
+        for field in ("policy_file", "playbooks_dir", "state_dir"):
+            value: Path = getattr(cfg, field)
+            if not value.is_absolute():
+                setattr(cfg, field, (base_dir / value).resolve())
+    return cfg

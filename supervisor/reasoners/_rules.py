@@ -1,0 +1,212 @@
+"""The rules reasoner: deterministic, driven by playbooks, needs no network.
+
+Playbooks are tried highest priority first. A playbook matches when every ``confirm`` check
+passes, at least one ``confirm_any`` check passes (if it has any) and no ``rule_out`` check
+passes. The first match is the diagnosis; every other playbook tried is listed as ruled out with
+the check that rejected it. A check whose tool returned no data or an error is *unknown*, never
+a pass: if no playbook matches and some were undecided, the diagnosis is insufficient_evidence.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from supervisor.domain import (
+    ActionType,
+    Diagnosis,
+    Evidence,
+    Incident,
+    RootCause,
+    RuledOut,
+    ToolResult,
+    ToolStatus,
+)
+
+from ._base import Finding
+from ._playbook import Check, Playbook, PlaybookSet, field_value
+from ._session import BudgetExceeded, InvestigationSession
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+Outcome = Literal["pass", "fail", "unknown"]
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    outcome: Outcome
+    result: ToolResult
+    value: Any = None
+
+    def sentence(self) -> str:
+        shown = self.value if self.value is not None else self.result.status.value
+        text = self.check.finding.replace("{value}", _fmt(shown))
+        if self.outcome == "unknown":
+            return f"{self.check.id}: undecided ({self.result.status.value}: {self.result.message or 'field missing'})"
+        return text if self.outcome == "pass" else f"not so: {text} (observed {_fmt(shown)})"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@dataclass
+class PlaybookVerdict:
+    playbook: Playbook
+    matched: bool
+    undecided: bool
+    checks: list[CheckResult] = field(default_factory=list)
+    reason: str = ""
+
+
+def evaluate_check(check: Check, result: ToolResult) -> CheckResult:
+    """Decide one check on one tool result."""
+    if result.status is not ToolStatus.OK:
+        if result.status is ToolStatus.NO_DATA and check.on_no_data != "unknown":
+            return CheckResult(check, check.on_no_data, result)
+        return CheckResult(check, "unknown", result)
+    value = field_value(result.data, check.field)
+    if value is None:
+        return CheckResult(check, "unknown", result)
+    try:
+        ok = _OPS[check.op](value, check.value)
+    except TypeError:
+        return CheckResult(check, "unknown", result, value)
+    return CheckResult(check, "pass" if ok else "fail", result, value)
+
+
+def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookVerdict:
+    """Run a playbook's checks (short-circuiting on the first decisive rejection)."""
+    verdict = PlaybookVerdict(playbook, matched=False, undecided=False)
+    any_checks = [c for c in playbook.checks if c.role == "confirm_any"]
+    any_passed = False
+    # rule_out and confirm checks first: they can end the playbook early.
+    ordered = sorted(playbook.checks, key=lambda c: {"confirm": 0, "rule_out": 1, "confirm_any": 2, "support": 3}[c.role])
+    for check in ordered:
+        if check.role == "confirm_any" and any_passed:
+            continue
+        cr = evaluate_check(check, session.call(check.tool, dict(check.args)))
+        verdict.checks.append(cr)
+        if check.role == "confirm" and cr.outcome != "pass":
+            verdict.undecided = cr.outcome == "unknown"
+            verdict.reason = cr.sentence()
+            return verdict
+        if check.role == "rule_out" and cr.outcome == "pass":
+            verdict.reason = f"ruled out: {cr.sentence()}"
+            return verdict
+        if check.role == "confirm_any" and cr.outcome == "pass":
+            any_passed = True
+    if any_checks and not any_passed:
+        outcomes = [c.outcome for c in verdict.checks if c.check.role == "confirm_any"]
+        verdict.undecided = "unknown" in outcomes
+        verdict.reason = "none of: " + "; ".join(c.sentence() for c in verdict.checks if c.check.role == "confirm_any")
+        return verdict
+    verdict.matched = True
+    return verdict
+
+
+class RulesReasoner:
+    """Deterministic reasoner over a set of playbooks."""
+
+    name = "rules"
+
+    def __init__(self, playbooks: PlaybookSet) -> None:
+        self.playbooks = playbooks
+
+    def investigate(self, incident: Incident, session: InvestigationSession) -> Finding:
+        verdicts: list[PlaybookVerdict] = []
+        try:
+            for pb in self.playbooks.for_symptom(incident.symptom.value):
+                v = run_playbook(pb, session)
+                verdicts.append(v)
+                if v.matched:
+                    return self._finding(v, verdicts, session)
+        except BudgetExceeded as err:
+            return insufficient(f"investigation stopped: {err}", verdicts, session)
+        undecided = [v.playbook.id for v in verdicts if v.undecided]
+        why = (
+            f"evidence missing for {undecided}" if undecided else "no playbook explains the evidence"
+        )
+        return insufficient(why, verdicts, session)
+
+    def _finding(
+        self, match: PlaybookVerdict, verdicts: list[PlaybookVerdict], session: InvestigationSession
+    ) -> Finding:
+        pb = match.playbook
+        passed_support = [c for c in match.checks if c.check.role == "support" and c.outcome == "pass"]
+        confidence = min(0.99, pb.base_confidence + pb.support_bonus * len(passed_support))
+        evidence = [
+            Evidence(call_id=c.result.call_id, tool=c.result.tool, finding=c.sentence(), supports=c.outcome == "pass")
+            for c in match.checks
+            if c.outcome != "unknown" and (c.check.role != "rule_out")
+            and not (c.check.role in ("confirm_any", "support") and c.outcome != "pass")
+        ]
+        # rule_out checks that did not fire are evidence too: they are why look-alikes were excluded.
+        evidence += [
+            Evidence(call_id=c.result.call_id, tool=c.result.tool, finding=f"checked: {c.sentence()}", supports=True)
+            for c in match.checks
+            if c.check.role == "rule_out" and c.outcome == "fail"
+        ]
+        diagnosis = Diagnosis(
+            root_cause=pb.root_cause,
+            confidence=round(confidence, 3),
+            summary=f"{pb.title}. " + " ".join(e.finding for e in evidence if e.supports) + ".",
+            evidence=evidence,
+            ruled_out=_ruled_out(v for v in verdicts if v is not match),
+            playbook=pb.id,
+            reasoner=self.name,
+        )
+        return Finding(
+            diagnosis=diagnosis,
+            action=pb.action.type,
+            parameters=dict(pb.action.parameters),
+            rationale=pb.action.rationale,
+        )
+
+
+def _ruled_out(verdicts: Any) -> list[RuledOut]:
+    seen: set[RootCause] = set()
+    out = []
+    for v in verdicts:
+        if v.playbook.root_cause in seen:
+            continue
+        seen.add(v.playbook.root_cause)
+        out.append(
+            RuledOut(
+                root_cause=v.playbook.root_cause,
+                reason=f"[{v.playbook.id}] {v.reason}",
+                call_ids=[c.result.call_id for c in v.checks],
+            )
+        )
+    return out
+
+
+def insufficient(why: str, verdicts: list[PlaybookVerdict], session: InvestigationSession) -> Finding:
+    """The honest answer when the evidence does not settle it: escalate to a human."""
+    evidence = [
+        Evidence(call_id=r.call_id, tool=r.tool, finding=f"{r.tool} returned {r.status.value}: {r.message}", supports=True)
+        for r in session.results
+        if r.status is not ToolStatus.OK
+    ][:8]
+    return Finding(
+        diagnosis=Diagnosis(
+            root_cause=RootCause.INSUFFICIENT_EVIDENCE,
+            confidence=0.0,
+            summary=f"Root cause not established: {why}.",
+            evidence=evidence,
+            ruled_out=_ruled_out(verdicts),
+            reasoner="rules",
+        ),
+        action=ActionType.ESCALATE,
+        rationale="No playbook is confirmed by the evidence; a human must look.",
+    )

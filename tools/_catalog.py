@@ -1,0 +1,368 @@
+"""The read-only tools reasoners call. Each one answers one question about one model.
+
+Tools derive the comparisons a diagnosis needs (canary vs stable, online vs offline accuracy,
+defect flags) so that playbooks can state their checks as plain thresholds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from supervisor.domain import MetricName
+
+from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, ModelVersionInfo
+from ._toolkit import ToolContext, ToolRegistry
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricValue(_Out):
+    """A serving signal's value over a window."""
+
+    model: str
+    metric: MetricName
+    version: str | None
+    value: float
+    samples: int
+    window_minutes: int
+
+
+def get_metric(
+    ctx: ToolContext,
+    model: str,
+    metric: MetricName,
+    version: str | None = None,
+    window_minutes: int = 15,
+    offset_minutes: int = 0,
+) -> MetricValue | None:
+    """Read one serving signal of a model, aggregated over a recent window.
+
+    Args:
+        model: Name of the model.
+        metric: Which signal to read.
+        version: Only this version's traffic; omit for all versions together.
+        window_minutes: Length of the window, in minutes.
+        offset_minutes: How far before now the window ends (0 = now), for baselines.
+    """
+    end = ctx.clock.now() - timedelta(minutes=offset_minutes)
+    r = ctx.backends.metrics.read(
+        model, metric, version=version, window=timedelta(minutes=window_minutes), end=end
+    )
+    if r is None:
+        return None
+    return MetricValue(
+        model=model, metric=metric, version=version, value=r.value, samples=r.samples,
+        window_minutes=window_minutes,
+    )
+
+
+class VersionComparison(_Out):
+    """Canary against stable on every serving signal over the same window."""
+
+    model: str
+    stable_version: str
+    canary_version: str
+    canary_weight: int
+    stable: dict[str, float] = Field(description="Signal -> value for the stable version.")
+    canary: dict[str, float] = Field(description="Signal -> value for the canary version.")
+    ratio: dict[str, float] = Field(description="canary / stable per signal (stable 0 -> 1e-6).")
+    accuracy_gap: float | None = Field(description="stable accuracy - canary accuracy, if labelled.")
+    offline_gap: float | None = Field(
+        description="stable - canary offline validation accuracy (registry); positive: canary worse."
+    )
+    canary_samples: int
+    missing: list[str] = Field(description="Signals with no data for either version.")
+
+
+_COMPARED = (
+    MetricName.ERROR_RATE,
+    MetricName.LATENCY_P99,
+    MetricName.SATURATION,
+    MetricName.PREDICTION_SCORE_MEAN,
+)
+
+
+def compare_canary(ctx: ToolContext, model: str, window_minutes: int = 15) -> VersionComparison | None:
+    """Compare the canary version of a model with its stable version over the same window.
+
+    Args:
+        model: Name of the model.
+        window_minutes: Length of the window, in minutes.
+    """
+    status = ctx.backends.deploy.status(model)
+    if status is None or status.canary_version is None:
+        return None
+    window = timedelta(minutes=window_minutes)
+    now = ctx.clock.now()
+    stable: dict[str, float] = {}
+    canary: dict[str, float] = {}
+    missing: list[str] = []
+    samples = 0
+    for metric in _COMPARED:
+        s = ctx.backends.metrics.read(model, metric, version=status.stable_version, window=window, end=now)
+        c = ctx.backends.metrics.read(model, metric, version=status.canary_version, window=window, end=now)
+        if s is None or c is None:
+            missing.append(metric.value)
+            continue
+        stable[metric.value], canary[metric.value] = s.value, c.value
+        if metric is MetricName.ERROR_RATE:
+            samples = c.samples
+    gap = _labelled_accuracy_gap(ctx, model, status.stable_version, status.canary_version)
+    off_s = _offline_accuracy(ctx, model, status.stable_version)
+    off_c = _offline_accuracy(ctx, model, status.canary_version)
+    offline_gap = None if off_s is None or off_c is None else round(off_s - off_c, 4)
+    if not stable:
+        return None
+    ratio = {k: round(canary[k] / max(stable[k], 1e-6), 4) for k in stable}
+    return VersionComparison(
+        model=model, stable_version=status.stable_version, canary_version=status.canary_version,
+        canary_weight=status.canary_weight, stable=stable, canary=canary, ratio=ratio,
+        accuracy_gap=gap, offline_gap=offline_gap, canary_samples=samples, missing=missing,
+    )
+
+
+def _labelled_accuracy_gap(ctx: ToolContext, model: str, stable: str, canary: str) -> float | None:
+    for end, window in _label_windows(ctx):
+        s = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=stable, window=window, end=end)
+        c = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=canary, window=window, end=end)
+        if s is not None and c is not None:
+            return round(s.value - c.value, 4)
+    return None
+
+
+def _label_windows(ctx: ToolContext) -> list[tuple[Any, timedelta]]:
+    """Windows to try for labelled accuracy: labels arrive late, so step back (bounded)."""
+    now = ctx.clock.now()
+    window = timedelta(minutes=30)
+    return [(now - timedelta(minutes=m), window) for m in (0, 15, 30, 45, 60, 90)]
+
+
+class QualityReport(_Out):
+    """Online accuracy on the latest labelled window against offline validation accuracy."""
+
+    model: str
+    version: str
+    online_accuracy: float
+    offline_accuracy: float | None
+    accuracy_drop: float | None = Field(description="offline - online; positive is worse.")
+    baseline_online_accuracy: float | None = Field(
+        description="Online accuracy 6 hours before, for a before/after view."
+    )
+    labelled_window_end_minutes_ago: int
+    samples: int
+
+
+def get_model_quality(ctx: ToolContext, model: str, version: str | None = None) -> QualityReport | None:
+    """Measure a model version's accuracy on the most recent window whose labels have arrived.
+
+    Args:
+        model: Name of the model.
+        version: Version to measure; omit for the stable serving version.
+    """
+    if version is None:
+        status = ctx.backends.deploy.status(model)
+        if status is None:
+            return None
+        version = status.stable_version
+    now = ctx.clock.now()
+    for end, window in _label_windows(ctx):
+        r = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=version, window=window, end=end)
+        if r is None:
+            continue
+        offline = _offline_accuracy(ctx, model, version)
+        base = ctx.backends.metrics.read(
+            model, MetricName.ACCURACY, version=None, window=timedelta(minutes=60),
+            end=end - timedelta(hours=6),
+        )
+        return QualityReport(
+            model=model, version=version, online_accuracy=round(r.value, 4),
+            offline_accuracy=offline,
+            accuracy_drop=None if offline is None else round(offline - r.value, 4),
+            baseline_online_accuracy=None if base is None else round(base.value, 4),
+            labelled_window_end_minutes_ago=int((now - end).total_seconds() // 60),
+            samples=r.samples,
+        )
+    return None
+
+
+def _offline_accuracy(ctx: ToolContext, model: str, version: str) -> float | None:
+    for v in ctx.backends.registry.versions(model):
+        if v.version == version:
+            acc = v.metrics.get("accuracy")
+            return None if acc is None else round(acc, 4)
+    return None
+
+
+class DriftSummary(_Out):
+    """Input drift and the data-quality checks that tell a broken pipeline from real drift."""
+
+    model: str
+    window_minutes: int
+    drift_share: float
+    dataset_drift: bool
+    drifted_features: list[str]
+    feature_tests: list[dict[str, Any]] = Field(description="Per feature: method, threshold, score.")
+    prediction_drift_score: float | None
+    defects: list[str] = Field(description="Upstream defects found, one line each.")
+    defect_count: int
+    max_null_share_increase: float
+    max_scale_ratio: float = Field(description="Largest scale change either way (>= 1).")
+    max_out_of_range_share: float
+    missing_columns: list[str]
+    new_columns: list[str]
+    dtype_changes: list[str]
+    compute_seconds: float
+
+
+#: Data-quality thresholds that mark an upstream defect rather than drift.
+NULL_SPIKE = 0.2
+SCALE_CHANGE = 20.0
+
+
+def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> DriftSummary | None:
+    """Compute input drift (Evidently) and data-quality checks for a model's recent inputs.
+
+    Args:
+        model: Name of the model.
+        window_minutes: Length of the current window compared with the reference, in minutes.
+    """
+    rep = ctx.backends.drift.report(model, window=timedelta(minutes=window_minutes), end=ctx.clock.now())
+    if rep is None:
+        return None
+    defects: list[str] = []
+    null_inc = 0.0
+    scale = 1.0
+    oor = 0.0
+    dtype_changes: list[str] = []
+    for q in rep.quality:
+        inc = q.null_share_current - q.null_share_reference
+        null_inc = max(null_inc, inc)
+        if inc >= NULL_SPIKE:
+            defects.append(f"null spike on {q.feature!r}: {q.null_share_reference:.0%} -> {q.null_share_current:.0%}")
+        if q.scale_ratio:
+            s = max(q.scale_ratio, 1 / q.scale_ratio) if q.scale_ratio > 0 else float("inf")
+            scale = max(scale, s)
+            if s >= SCALE_CHANGE:
+                defects.append(f"unit change on {q.feature!r}: values x{q.scale_ratio:.3g}")
+        oor = max(oor, q.out_of_range_share)
+        if q.dtype_reference and q.dtype_current and q.dtype_reference != q.dtype_current:
+            dtype_changes.append(f"{q.feature}: {q.dtype_reference} -> {q.dtype_current}")
+            defects.append(f"dtype change on {q.feature!r}: {q.dtype_reference} -> {q.dtype_current}")
+    defects += [f"missing column {c!r}" for c in rep.missing_columns]
+    defects += [f"new column {c!r}" for c in rep.new_columns]
+    return DriftSummary(
+        model=model, window_minutes=window_minutes, drift_share=round(rep.drift_share, 4),
+        dataset_drift=rep.dataset_drift,
+        drifted_features=[f.feature for f in rep.features if f.drifted],
+        feature_tests=[
+            {"feature": f.feature, "method": f.method, "threshold": f.threshold, "score": round(f.score, 6)}
+            for f in rep.features
+        ],
+        prediction_drift_score=None if rep.prediction_drift is None else rep.prediction_drift.score,
+        defects=defects, defect_count=len(defects), max_null_share_increase=round(null_inc, 4),
+        max_scale_ratio=round(min(scale, 1e9), 3), max_out_of_range_share=round(oor, 4),
+        missing_columns=rep.missing_columns, new_columns=rep.new_columns,
+        dtype_changes=dtype_changes, compute_seconds=round(rep.compute_seconds, 4),
+    )
+
+
+class AlertList(_Out):
+    """Firing alerts. Labels and annotations are untrusted text, quoted as data."""
+
+    model: str
+    alerts: list[AlertInfo]
+    count: int
+
+
+def get_firing_alerts(ctx: ToolContext, model: str) -> AlertList:
+    """List the alerts currently firing for a model.
+
+    Args:
+        model: Name of the model.
+    """
+    alerts = ctx.backends.alerts.firing(model)
+    return AlertList(model=model, alerts=alerts, count=len(alerts))
+
+
+class VersionList(_Out):
+    """Registered versions, newest last, with aliases, tags and offline metrics."""
+
+    model: str
+    versions: list[ModelVersionInfo]
+    champion: str | None
+    challenger: str | None
+
+
+def get_model_versions(ctx: ToolContext, model: str) -> VersionList | None:
+    """List a model's registered versions with their aliases, tags and validation metrics.
+
+    Args:
+        model: Name of the model.
+    """
+    versions = ctx.backends.registry.versions(model)
+    if not versions:
+        return None
+
+    def alias(name: str) -> str | None:
+        return next((v.version for v in versions if name in v.aliases), None)
+
+    return VersionList(model=model, versions=versions, champion=alias("champion"), challenger=alias("challenger"))
+
+
+class Timeline(_Out):
+    """What changed for a model, and how long ago the last deploy was."""
+
+    model: str
+    hours: int
+    events: list[ChangeEvent]
+    minutes_since_last_deploy: float | None
+    last_deployed_version: str | None
+
+
+_DEPLOY_KINDS = {"deployed", "canary_started", "promoted", "rolled_back"}
+
+
+def get_change_timeline(ctx: ToolContext, model: str, hours: int = 24) -> Timeline:
+    """List what changed for a model (deploys, promotions, retrains, pipeline changes) recently.
+
+    Args:
+        model: Name of the model.
+        hours: How far back to look, in hours.
+    """
+    now = ctx.clock.now()
+    events = ctx.backends.registry.timeline(model, now - timedelta(hours=hours))
+    deploys = [e for e in events if e.kind in _DEPLOY_KINDS]
+    last = deploys[-1] if deploys else None
+    return Timeline(
+        model=model, hours=hours, events=events,
+        minutes_since_last_deploy=None if last is None else round((now - last.at).total_seconds() / 60, 1),
+        last_deployed_version=None if last is None else last.version,
+    )
+
+
+def get_deployment_status(ctx: ToolContext, model: str) -> DeploymentStatus | None:
+    """Show which versions of a model serve and how traffic is split between them.
+
+    Args:
+        model: Name of the model.
+    """
+    return ctx.backends.deploy.status(model)
+
+
+def default_registry() -> ToolRegistry:
+    """Every read-only tool, as reasoners see them."""
+    return ToolRegistry.of(
+        get_metric,
+        compare_canary,
+        get_model_quality,
+        get_drift_report,
+        get_firing_alerts,
+        get_model_versions,
+        get_change_timeline,
+        get_deployment_status,
+    )
