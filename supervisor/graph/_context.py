@@ -1,0 +1,41 @@
+"""The typed dependencies every graph node receives (LangGraph ``context_schema``).
+
+Nothing reaches a node through a module global: backends, reasoner, guard, executor, recorder
+and clock all come in here, so a test or the demo can wire a simulated world and a real
+service can wire real adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor._clock import Clock
+from supervisor._recorder import Recorder
+from supervisor.config import SupervisorConfig, WatchedModel
+from supervisor.executor import Executor
+from supervisor.policy import ActionHistory, PolicyEngine
+from supervisor.reasoners import Reasoner
+from tools._toolkit import ToolContext, ToolRegistry
+
+
+@dataclass(frozen=True)
+class SupervisorContext:
+    """Run-scoped dependencies of the incident graph."""
+
+    config: SupervisorConfig
+    clock: Clock
+    tools: ToolRegistry
+    tool_ctx: ToolContext
+    reasoner: Reasoner
+    guard: PolicyEngine
+    history: ActionHistory
+    executor: Executor
+    recorder: Recorder
+    reports_dir: Path
+
+    def watched(self, model: str, environment: str) -> WatchedModel:
+        found = self.config.model_for(model, environment)
+        if found is None:  # the incident manager only opens incidents for watched models
+            raise KeyError(f"model {model!r} in {environment!r} is not in the watch config")
+        return found

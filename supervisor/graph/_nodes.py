@@ -1,0 +1,251 @@
+"""The graph's nodes: triage, investigate, diagnose, propose, guard, approval, act, verify,
+escalate and report. Each runs in its own span and writes its audit records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from supervisor.domain import (
+    ActionOutcome,
+    ActionPlan,
+    ActionType,
+    Approval,
+    AuditKind,
+    Diagnosis,
+    Incident,
+    IncidentStatus,
+    MetricName,
+    OutcomeStatus,
+    PolicyDecision,
+    RootCause,
+    ToolResult,
+    Verdict,
+)
+from supervisor.policy import approval_deadline
+from supervisor.reasoners import Finding, InvestigationSession, insufficient
+
+from ._context import SupervisorContext
+from ._propose import plan_action
+from ._report import render_report
+from ._state import IncidentState
+from ._verify import verify_action
+
+Ctx = Runtime[SupervisorContext]
+
+
+def _incident(state: IncidentState) -> Incident:
+    return Incident.model_validate(state["incident"])
+
+
+def _session(ctx: SupervisorContext, incident: Incident, node: str) -> InvestigationSession:
+    def on_result(result: ToolResult) -> None:
+        with ctx.recorder.span(f"tool.{result.tool}", incident_id=incident.id,
+                               attributes={"tool.status": result.status.value, "tool.call_id": result.call_id}):
+            ctx.recorder.record(AuditKind.TOOL_CALL, incident_id=incident.id, actor=node,
+                                data=result.model_dump(mode="json"))
+
+    return InvestigationSession(incident, ctx.tools, ctx.tool_ctx, ctx.config.limits, on_result=on_result)
+
+
+def triage(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Drop noise: a signal already resolved before anyone looked needs no investigation."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.triage", incident_id=inc.id):
+        resolved = (state.get("signal") or {}).get("status") == "resolved"
+        status = IncidentStatus.CLOSED if resolved else IncidentStatus.INVESTIGATING
+        ctx.recorder.record(AuditKind.INCIDENT_UPDATED, incident_id=inc.id, actor="triage",
+                            data={"status": status.value, "reason": "resolved before triage" if resolved else "triaged"})
+    return {"status": status.value}
+
+
+def investigate(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """The reasoner chooses read-only tool calls, within the incident's bounds."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.investigate", incident_id=inc.id, attributes={"reasoner": ctx.reasoner.name}):
+        session = _session(ctx, inc, "investigate")
+        finding = ctx.reasoner.investigate(inc, session)
+        ctx.recorder.record(AuditKind.REASONER_STEP, incident_id=inc.id, actor=ctx.reasoner.name,
+                            data={"tool_calls": session.tool_calls, "candidate": finding.diagnosis.root_cause.value,
+                                  "playbook": finding.diagnosis.playbook})
+    return {"finding": finding.model_dump(mode="json"),
+            "tool_results": [r.model_dump(mode="json") for r in session.results]}
+
+
+def diagnose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Accept the diagnosis only if every piece of evidence cites a result actually received."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.diagnose", incident_id=inc.id) as span:
+        finding = Finding.model_validate(state["finding"])
+        received = {r["call_id"] for r in state.get("tool_results", [])}
+        cited = {e.call_id for e in finding.diagnosis.evidence}
+        if not cited <= received:
+            finding = insufficient(f"the reasoner cited results it never received: {sorted(cited - received)}", [], _empty_session())
+        span.set_attribute("diagnosis.root_cause", finding.diagnosis.root_cause.value)
+        span.set_attribute("diagnosis.confidence", finding.diagnosis.confidence)
+        ctx.recorder.record(AuditKind.DIAGNOSIS, incident_id=inc.id, actor=finding.diagnosis.reasoner,
+                            data={"diagnosis": finding.diagnosis.model_dump(mode="json")})
+    return {"finding": finding.model_dump(mode="json")}
+
+
+def _empty_session() -> Any:
+    class _S:
+        results: list[ToolResult] = []
+
+    return _S()
+
+
+def propose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """One action from the closed set, with target, parameters, expected effect and undo."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.propose", incident_id=inc.id) as span:
+        finding = Finding.model_validate(state["finding"])
+        plan = plan_action(inc, finding, ctx.watched(inc.model, inc.environment), ctx.tool_ctx.backends)
+        span.set_attribute("action.type", plan.action.value)
+        ctx.recorder.record(AuditKind.PROPOSAL, incident_id=inc.id, actor="propose",
+                            data={"idempotency_key": plan.idempotency_key(inc.id), "plan": plan.model_dump(mode="json")})
+    return {"plan": plan.model_dump(mode="json")}
+
+
+def guard(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """The policy engine alone decides; the decision is on record before anything can act."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.guard", incident_id=inc.id) as span:
+        plan = ActionPlan.model_validate(state["plan"])
+        diagnosis = Diagnosis.model_validate(state["finding"]["diagnosis"])
+        results = [ToolResult.model_validate(r) for r in state.get("tool_results", [])]
+        decision = ctx.guard.decide(plan, diagnosis, results, ctx.history)
+        span.set_attribute("guard.verdict", decision.verdict.value)
+        span.set_attribute("guard.rules", ",".join(decision.rule_ids))
+        ctx.recorder.record(AuditKind.DECISION, incident_id=inc.id, actor="guard",
+                            data={"idempotency_key": plan.idempotency_key(inc.id), "decision": decision.model_dump(mode="json"),
+                                  "evidence": [e.call_id for e in diagnosis.evidence]})
+    return {"decision": decision.model_dump(mode="json")}
+
+
+def route_guard(state: IncidentState) -> str:
+    verdict = Verdict(state["decision"]["verdict"])
+    if verdict is Verdict.ALLOW:
+        return "act"
+    if verdict is Verdict.REQUIRE_APPROVAL:
+        return "request_approval"
+    return "escalate"
+
+
+def request_approval(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Ask for approval, once: this node finishes before the graph pauses, so it never repeats."""
+    ctx, inc = runtime.context, _incident(state)
+    decision = PolicyDecision.model_validate(state["decision"])
+    key = ActionPlan.model_validate(state["plan"]).idempotency_key(inc.id)
+    deadline = approval_deadline(decision)
+    with ctx.recorder.span("node.request_approval", incident_id=inc.id):
+        ctx.recorder.record(AuditKind.APPROVAL_REQUESTED, incident_id=inc.id, actor="guard",
+                            data={"idempotency_key": key, "approvers": decision.approvers,
+                                  "groups": decision.approver_groups,
+                                  "deadline": None if deadline is None else deadline.isoformat()})
+    return {"status": IncidentStatus.AWAITING_APPROVAL.value}
+
+
+def await_approval(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Pause until a person answers. Nothing before ``interrupt`` has side effects."""
+    ctx, inc = runtime.context, _incident(state)
+    decision = PolicyDecision.model_validate(state["decision"])
+    plan = ActionPlan.model_validate(state["plan"])
+    answer = interrupt({"incident_id": inc.id, "action": plan.action.value, "approvers": decision.approvers,
+                        "deadline": (d.isoformat() if (d := approval_deadline(decision)) else None)})
+    approval = Approval.model_validate(answer)
+    deadline = approval_deadline(decision)
+    if approval.decision == "approved" and deadline is not None and approval.at > deadline:
+        approval = Approval(decision="timed_out", by="timeout", at=approval.at,
+                            comment=f"approval by {approval.by} arrived after the deadline {deadline.isoformat()}")
+    if approval.decision == "approved" and approval.by not in decision.approvers:
+        approval = Approval(decision="denied", by=approval.by, at=approval.at,
+                            comment=f"{approval.by} is not an approver for this action")
+    with ctx.recorder.span("node.await_approval", incident_id=inc.id, attributes={"approval": approval.decision}):
+        ctx.recorder.record(AuditKind.APPROVAL, incident_id=inc.id, actor=approval.by,
+                            data={"idempotency_key": plan.idempotency_key(inc.id), "approval": approval.model_dump(mode="json")})
+    return {"approval": approval.model_dump(mode="json")}
+
+
+def route_approval(state: IncidentState) -> str:
+    return "act" if state["approval"]["decision"] == "approved" else "escalate"
+
+
+def act(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Run the action through the executor (idempotent, reconciling)."""
+    ctx, inc = runtime.context, _incident(state)
+    with ctx.recorder.span("node.act", incident_id=inc.id) as span:
+        plan = ActionPlan.model_validate(state["plan"])
+        diagnosis = Diagnosis.model_validate(state["finding"]["diagnosis"])
+        outcome = ctx.executor.execute(inc, plan, diagnosis)
+        span.set_attribute("action.outcome", outcome.status.value)
+    return {"outcome": outcome.model_dump(mode="json"), "status": IncidentStatus.ACTING.value}
+
+
+def route_act(state: IncidentState) -> str:
+    outcome = ActionOutcome.model_validate(state["outcome"])
+    if outcome.status is OutcomeStatus.FAILED:
+        return "escalate"
+    if outcome.action in (ActionType.ESCALATE, ActionType.NO_ACTION) or outcome.status is OutcomeStatus.DRY_RUN:
+        return "report"
+    return "verify"
+
+
+def verify(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Wait the settle time (on the injected clock), then check the symptom is gone."""
+    ctx, inc = runtime.context, _incident(state)
+    plan = ActionPlan.model_validate(state["plan"])
+    outcome = ActionOutcome.model_validate(state["outcome"])
+    ctx.clock.sleep(ctx.config.timing.verify_settle_seconds)
+    with ctx.recorder.span("node.verify", incident_id=inc.id) as span:
+        watched = ctx.watched(inc.model, inc.environment)
+        threshold = next((s.threshold for s in watched.signals if s.metric is MetricName.ERROR_RATE), 0.05)
+        result = verify_action(plan, outcome, _session(ctx, inc, "verify"), threshold)
+        span.set_attribute("verify.passed", result["passed"])
+        ctx.recorder.record(AuditKind.VERIFICATION, incident_id=inc.id, actor="verify", data=result)
+    status = IncidentStatus.MITIGATED if result["passed"] else IncidentStatus.VERIFYING
+    return {"verification": result, "status": status.value}
+
+
+def route_verify(state: IncidentState) -> str:
+    return "report" if state["verification"]["passed"] else "escalate"
+
+
+def escalate(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Page a human owner with the reason the supervisor did not (or could not) fix it."""
+    ctx, inc = runtime.context, _incident(state)
+    watched = ctx.watched(inc.model, inc.environment)
+    diag = (state.get("finding") or {}).get("diagnosis") or {}
+    if state.get("verification") and not state["verification"]["passed"]:
+        reason = "the action did not clear the symptom"
+    elif state.get("outcome") and state["outcome"]["status"] == OutcomeStatus.FAILED.value:
+        reason = f"the action failed: {state['outcome']['detail']}"
+    elif state.get("approval") and state["approval"]["decision"] != "approved":
+        reason = f"approval {state['approval']['decision']} ({state['approval'].get('comment') or state['approval']['by']})"
+    else:
+        reason = f"the guard denied {state['plan']['action']}: {'; '.join(state['decision']['reasons'])}"
+    owner = watched.data_owner if diag.get("root_cause") == RootCause.UPSTREAM_DATA_DEFECT.value and watched.data_owner else watched.owner
+    with ctx.recorder.span("node.escalate", incident_id=inc.id):
+        page_id = ctx.executor.write.notifier.page(owner, inc.id, f"{inc.model}: {reason}", at=ctx.clock.now())
+        ctx.recorder.record(AuditKind.ESCALATION, incident_id=inc.id, actor="escalate",
+                            data={"owner": owner, "reason": reason, "page_id": page_id})
+    return {"escalation": {"owner": owner, "reason": reason}, "status": IncidentStatus.ESCALATED.value}
+
+
+def report(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Write the incident report and close the loop."""
+    ctx, inc = runtime.context, _incident(state)
+    status = state.get("status", IncidentStatus.OPEN.value)
+    if status in (IncidentStatus.ACTING.value, IncidentStatus.INVESTIGATING.value):
+        plan_action_type = (state.get("plan") or {}).get("action")
+        status = (IncidentStatus.ESCALATED if plan_action_type == ActionType.ESCALATE.value else IncidentStatus.CLOSED).value
+    final: IncidentState = {**state, "status": status}
+    with ctx.recorder.span("node.report", incident_id=inc.id):
+        ctx.reports_dir.mkdir(parents=True, exist_ok=True)
+        path = ctx.reports_dir / f"{inc.id}.md"
+        path.write_text(render_report(final), encoding="utf-8")
+        ctx.recorder.record(AuditKind.REPORT, incident_id=inc.id, actor="report",
+                            data={"path": str(path), "status": status})
+    return {"report_path": str(path), "status": status}

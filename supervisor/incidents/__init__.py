@@ -1,0 +1,6 @@
+"""Incident management: signals deduplicated into incidents."""
+
+from ._checks import Checker
+from ._manager import ENDED, IncidentManager
+
+__all__ = ["ENDED", "Checker", "IncidentManager"]

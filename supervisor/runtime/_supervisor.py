@@ -1,0 +1,178 @@
+"""The supervisor: wires config, backends, reasoner, guard, executor, audit and the graph, and
+drives incidents through it (new signals, approvals, timeouts)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+from supervisor._clock import Clock
+from supervisor._errors import SupervisorError
+from supervisor._recorder import Recorder
+from supervisor.audit import AuditLog
+from supervisor.config import SupervisorConfig
+from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
+from supervisor.executor import Executor
+from supervisor.graph import IncidentState, SupervisorContext, build_graph
+from supervisor.incidents import Checker, IncidentManager
+from supervisor.policy import PolicyEngine, approval_deadline, load_policy
+from supervisor.reasoners import Reasoner, RulesReasoner, load_playbooks
+from supervisor.telemetry import Tracing
+from tools import ReadBackends, WriteBackends
+from tools._catalog import default_registry
+from tools._toolkit import ToolContext
+
+from ._history import AuditActionHistory
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """An incident paused for a human answer."""
+
+    incident_id: str
+    action: str
+    approvers: list[str]
+    deadline: datetime | None
+
+
+class Supervisor:
+    """One supervisor over one state directory (audit log, checkpoints, incidents, reports)."""
+
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        *,
+        read: ReadBackends,
+        write: WriteBackends,
+        clock: Clock,
+        tracing: Tracing,
+        state_dir: Path | None = None,
+        reasoner: Reasoner | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.tracing = tracing
+        self.state_dir = state_dir or config.state_dir
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = AuditLog(self.state_dir / "audit.jsonl", clock)
+        self.recorder = Recorder(self.audit, tracing.tracer)
+        tools = default_registry()
+        tool_ctx = ToolContext(backends=read, clock=clock)
+        playbooks = load_playbooks(config.playbooks_dir, known_tools=set(tools.names()))
+        self.policy = load_policy(config.policy_file)
+        self.incidents = IncidentManager(self.state_dir / "incidents.json", self.recorder, clock, config)
+        self.checker = Checker(config, tools, tool_ctx)
+        self.context = SupervisorContext(
+            config=config, clock=clock, tools=tools, tool_ctx=tool_ctx,
+            reasoner=reasoner or RulesReasoner(playbooks), guard=PolicyEngine(self.policy, clock),
+            history=AuditActionHistory(self.audit), executor=Executor(read, write, self.recorder, clock),
+            recorder=self.recorder, reports_dir=self.state_dir / "reports",
+        )
+        self._db = sqlite3.connect(self.state_dir / "checkpoints.sqlite", check_same_thread=False)
+        self.graph = build_graph(SqliteSaver(self._db))
+
+    # ------------------------------------------------------------------ signals
+
+    def handle(self, signal: Signal) -> Incident | None:
+        """Fold a signal into its incident; a new incident runs through the graph at once."""
+        incident, is_new = self.incidents.ingest(signal)
+        if incident is not None and is_new:
+            self._run(incident.id, {"incident": incident.model_dump(mode="json"), "signal": signal.model_dump(mode="json")})
+        return None if incident is None else self.incidents.get(incident.id)
+
+    def tick(self) -> list[Incident]:
+        """Run the scheduled checks once and handle what they find; expire stale approvals."""
+        self.expire_approvals()
+        busy = {(i.model, i.environment) for i in self.incidents.all() if i.status not in {
+            IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOSED}}
+        touched = []
+        for signal in self.checker.run(busy):
+            inc = self.handle(signal)
+            if inc is not None:
+                touched.append(inc)
+        return touched
+
+    # ------------------------------------------------------------------ approvals
+
+    def pending_approvals(self) -> list[PendingApproval]:
+        out = []
+        for inc in self.incidents.all():
+            if inc.status is not IncidentStatus.AWAITING_APPROVAL:
+                continue
+            state = self.state(inc.id)
+            decision = PolicyDecision.model_validate(state["decision"])
+            out.append(PendingApproval(inc.id, decision.action.value, decision.approvers, approval_deadline(decision)))
+        return out
+
+    def approve(self, incident_id: str, by: str, comment: str = "") -> IncidentState:
+        return self._answer(incident_id, "approved", by, comment)
+
+    def deny(self, incident_id: str, by: str, comment: str = "") -> IncidentState:
+        return self._answer(incident_id, "denied", by, comment)
+
+    def expire_approvals(self) -> list[str]:
+        """Approvals past their deadline become denials (decided by the clock, not a sleep)."""
+        expired = []
+        for p in self.pending_approvals():
+            if p.deadline is not None and self.clock.now() > p.deadline:
+                self._answer(p.incident_id, "timed_out", "timeout", f"no answer by {p.deadline.isoformat()}")
+                expired.append(p.incident_id)
+        return expired
+
+    def _answer(self, incident_id: str, decision: str, by: str, comment: str) -> IncidentState:
+        inc = self.incidents.get(incident_id)
+        if inc is None:
+            raise SupervisorError(f"no incident {incident_id!r}; list them with 'mlops-supervisor incidents'")
+        if inc.status is not IncidentStatus.AWAITING_APPROVAL:
+            raise SupervisorError(f"incident {incident_id!r} is {inc.status.value}, not awaiting approval")
+        if decision == "approved":
+            pending = PolicyDecision.model_validate(self.state(incident_id)["decision"])
+            if not self.policy.is_approver(by, pending):
+                self.recorder.record(AuditKind.APPROVAL, incident_id=incident_id, actor=by,
+                                     data={"refused": True, "reason": f"{by!r} is not an approver",
+                                           "approvers": pending.approvers})
+                raise SupervisorError(
+                    f"{by!r} may not approve {incident_id!r}; approvers are {pending.approvers}"
+                )
+        answer = Approval(decision=decision, by=by, at=self.clock.now(), comment=comment)  # type: ignore[arg-type]
+        return self._run(incident_id, Command(resume=answer.model_dump(mode="json")))
+
+    # ------------------------------------------------------------------ graph
+
+    def state(self, incident_id: str) -> IncidentState:
+        snap = self.graph.get_state({"configurable": {"thread_id": incident_id}})
+        return dict(snap.values)  # type: ignore[return-value]
+
+    def _run(self, incident_id: str, payload: Any) -> IncidentState:
+        self.incidents.set_status(incident_id, IncidentStatus.INVESTIGATING)
+        config = {"configurable": {"thread_id": incident_id}}
+        self.graph.invoke(payload, config=config, context=self.context)
+        snap = self.graph.get_state(config)
+        state: IncidentState = dict(snap.values)  # type: ignore[assignment]
+        status = IncidentStatus(state.get("status", IncidentStatus.OPEN.value))
+        if snap.next:  # paused at an interrupt
+            status = IncidentStatus.AWAITING_APPROVAL
+        self.incidents.set_status(incident_id, status)
+        return state
+
+    def resume_unfinished(self) -> list[str]:
+        """After a restart: run every incident whose thread stopped mid-graph (not at an approval)."""
+        resumed = []
+        for inc in self.incidents.all():
+            if inc.status in {IncidentStatus.INVESTIGATING, IncidentStatus.ACTING, IncidentStatus.VERIFYING, IncidentStatus.OPEN}:
+                snap = self.graph.get_state({"configurable": {"thread_id": inc.id}})
+                if snap.next and not snap.interrupts:
+                    self._run(inc.id, None)
+                    resumed.append(inc.id)
+        return resumed
+
+    def close(self) -> None:
+        self.tracing.force_flush()
+        self.audit.close()
+        self._db.close()
