@@ -1,0 +1,268 @@
+"""The append-only, hash-chained JSONL audit log the supervisor writes every step to."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from supervisor._clock import Clock
+from supervisor._errors import AuditIntegrityError
+from supervisor.domain import AuditKind, AuditRecord
+
+# The private module, not the package: supervisor.telemetry imports this package in turn.
+from supervisor.telemetry._context import current_ids
+
+from ._json import jsonable
+from ._redact import redact
+from ._verify import (
+    GENESIS_HASH,
+    ChainError,
+    ChainState,
+    canonical_json,
+    check_head,
+    head_path,
+    read_head,
+    record_hash,
+)
+
+
+class AuditLog:
+    """An append-only JSONL file of :class:`AuditRecord`, each chained to the one before.
+
+    Safe for concurrent writers: threads of one process share a lock, processes serialise on
+    ``fcntl.flock`` of the file, and every writer first reads what others appended so its next
+    record continues the real chain. Each record is one ``write`` followed by ``fsync``; the head
+    file ``<path>.head`` is then replaced atomically.
+
+    Opening checks the existing file (parse, seq, hash, prev_hash, head file) and raises
+    :class:`AuditIntegrityError` if appending would extend a broken chain; move the file aside
+    (keep it as evidence) and start a new one.
+
+    Queries read from an in-memory index built on open and extended on every append (or when
+    another writer's records are noticed), so they cost no re-read of the file.
+    """
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self._path = path
+        self._head_path = head_path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._chain = ChainState()
+        self._offset = 0
+        self._records: list[AuditRecord] = []
+        self._by_kind: dict[AuditKind, list[int]] = {}
+        self._by_incident: dict[str | None, list[int]] = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            with self._locked(fcntl.LOCK_SH):
+                self._check_head()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        """The log file."""
+        return self._path
+
+    # --- writing -------------------------------------------------------------------------
+
+    def append(
+        self,
+        kind: AuditKind,
+        *,
+        incident_id: str | None,
+        actor: str,
+        data: dict[str, Any],
+        ts: datetime | None = None,
+    ) -> AuditRecord:
+        """Redact ``data``, chain a new record to the last one, write it durably and return it.
+
+        ``ts`` defaults to the clock's now. ``trace_id``/``span_id`` are those of the active
+        OpenTelemetry span (zeros outside any span). Values that are not JSON (datetimes,
+        enums, pydantic models) are converted first; NaN and infinities become strings.
+        """
+        when = self._clock.now() if ts is None else ts
+        if when.tzinfo is None:
+            raise ValueError(f"audit timestamps must be timezone-aware, got {when!r}")
+        payload = redact(jsonable(data))
+        if not isinstance(payload, dict):
+            raise TypeError(f"audit data must be a mapping, got {type(data).__name__}")
+        trace_id, span_id = current_ids()
+        with self._locked(fcntl.LOCK_EX):
+            draft = AuditRecord(
+                seq=self._chain.count,
+                ts=when.astimezone(UTC),
+                kind=kind,
+                incident_id=incident_id,
+                actor=actor,
+                trace_id=trace_id,
+                span_id=span_id,
+                data=payload,
+                prev_hash=self._chain.last_hash,
+                hash=GENESIS_HASH,  # placeholder, excluded from the hash
+            )
+            fields = draft.model_dump(mode="json")
+            fields["hash"] = record_hash(fields)
+            line = (canonical_json(fields) + "\n").encode("utf-8")
+            self._write(line)
+            self._offset += len(line)
+            record = self._chain.accept(line)
+            self._index(record)
+            self._write_head()
+        return record
+
+    def _write(self, line: bytes) -> None:
+        fd = self._require_fd()
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(f"short write to {str(self._path)!r}: {written} of {len(line)}")
+            os.fsync(fd)
+        except OSError:
+            # Leave no partial line behind: it would break the chain for every later reader.
+            os.ftruncate(fd, self._offset)
+            raise
+
+    def _write_head(self) -> None:
+        tmp = self._head_path.with_name(self._head_path.name + ".tmp")
+        body = json.dumps({"count": self._chain.count, "last_hash": self._chain.last_hash})
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._head_path)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def records(self, incident_id: str | None = None) -> list[AuditRecord]:
+        """All records in order, or only those of ``incident_id``. Copies: mutate freely."""
+        with self._locked(fcntl.LOCK_SH):
+            if incident_id is None:
+                found = list(self._records)
+            else:
+                found = [self._records[i] for i in self._by_incident.get(incident_id, [])]
+        return [r.model_copy(deep=True) for r in found]
+
+    def find(
+        self,
+        kind: AuditKind,
+        *,
+        incident_id: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[AuditRecord]:
+        """Records of ``kind`` in order, optionally of one incident, whose ``data`` has every
+        top-level key of ``where`` with an equal value (compared after JSON conversion, so
+        enums match their values)."""
+        wanted = jsonable(where or {})
+        with self._locked(fcntl.LOCK_SH):
+            found = [
+                r
+                for r in (self._records[i] for i in self._by_kind.get(kind, []))
+                if (incident_id is None or r.incident_id == incident_id)
+                and all(k in r.data and r.data[k] == v for k, v in wanted.items())
+            ]
+        return [r.model_copy(deep=True) for r in found]
+
+    def __len__(self) -> int:
+        with self._locked(fcntl.LOCK_SH):
+            return self._chain.count
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file. Further appends or queries raise."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise AuditIntegrityError(f"audit log {str(self._path)!r} is closed")
+        return self._fd
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        """Hold the thread lock and a file lock, and catch up with other writers first."""
+        with self._lock:
+            fd = self._require_fd()
+            fcntl.flock(fd, mode)
+            try:
+                self._catch_up(fd)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _catch_up(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == self._offset:
+            return
+        if size < self._offset:
+            raise AuditIntegrityError(
+                f"audit log {str(self._path)!r} shrank from {self._offset} to {size} bytes "
+                "while open: records were removed. Run `mlops-supervisor audit verify` on it."
+            )
+        chunk = os.pread(fd, size - self._offset, self._offset)
+        start = 0
+        try:
+            while start < len(chunk):
+                end = chunk.find(b"\n", start)
+                end = len(chunk) if end < 0 else end + 1
+                record = self._chain.accept(chunk[start:end])
+                self._index(record)
+                start = end
+        except ChainError as exc:
+            raise AuditIntegrityError(
+                f"audit log {str(self._path)!r} is broken at record {exc.position}: {exc.reason}. "
+                "Appending would extend a broken chain: move the file aside (keep it as "
+                "evidence) and start a new log."
+            ) from None
+        finally:
+            self._offset += start
+
+    def _check_head(self) -> None:
+        try:
+            head = read_head(self._path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditIntegrityError(
+                f"head file {str(self._head_path)!r} is unreadable ({exc}); "
+                "run `mlops-supervisor audit verify` on the log"
+            ) from None
+        if head is None:
+            return
+        outcome = check_head(self._chain, head)
+        if isinstance(outcome, tuple):
+            raise AuditIntegrityError(
+                f"audit log {str(self._path)!r} disagrees with its head file at record "
+                f"{outcome[0]}: {outcome[1]}. Move both aside (keep them as evidence) and "
+                "start a new log."
+            )
+
+    def _index(self, record: AuditRecord) -> None:
+        position = len(self._records)
+        self._records.append(record)
+        self._by_kind.setdefault(record.kind, []).append(position)
+        self._by_incident.setdefault(record.incident_id, []).append(position)
