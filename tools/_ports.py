@@ -215,21 +215,24 @@ class DeployReader(Protocol):
 @runtime_checkable
 class DeployWriter(Protocol):
     def set_canary_weight(self, model: str, weight: int, *, expected_version: str) -> DeploymentStatus:
-        """Send ``weight`` percent to the canary, if the deployment is at ``expected_version``."""
+        """Send ``weight`` percent to the canary, if the canary is still ``expected_version``."""
         ...
 
     def promote_canary(self, model: str, *, expected_version: str) -> DeploymentStatus:
-        """The canary becomes stable and takes all traffic."""
+        """The canary ``expected_version`` becomes stable and takes all traffic."""
         ...
 
     def abort_canary(self, model: str, *, expected_version: str) -> DeploymentStatus:
-        """Send all traffic back to stable and drop the canary."""
+        """Send all traffic back to stable and drop the canary ``expected_version``."""
         ...
 
     def serve_version(
         self, model: str, version: str, *, expected_version: str, canary_weight: int = 0
     ) -> DeploymentStatus:
-        """Serve ``version``: as stable (rollback) or as a canary at ``canary_weight`` percent."""
+        """Serve ``version``: as stable (rollback) or as a canary at ``canary_weight`` percent.
+
+        ``expected_version`` is the stable version the caller saw (optimistic concurrency).
+        """
         ...
 
 

@@ -26,6 +26,7 @@ from ._wiring import save_world, sim_backends
 
 TICK = timedelta(minutes=5)
 HORIZON = timedelta(hours=5)
+APPROVER_DELAY = timedelta(minutes=20)
 
 
 def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
@@ -65,6 +66,7 @@ def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
             sup.tick()
             flush()
             for pending in sup.pending_approvals():
+                world.advance(APPROVER_DELAY)  # a person takes a while to read the report
                 view.note(f"{DEMO_APPROVER} (the demo's approver) reviews {pending.incident_id} "
                           f"and approves {pending.action}")
                 sup.approve(pending.incident_id, DEMO_APPROVER, "approved in the demo")

@@ -123,11 +123,13 @@ class Executor:
         after = status
         if plan.action is ActionType.ABORT_CANARY:
             if status.canary_version is not None:
-                after = deploy.abort_canary(model, expected_version=status.stable_version)
+                after = deploy.abort_canary(model, expected_version=status.canary_version)
         elif plan.action is ActionType.SET_CANARY_WEIGHT:
             weight = int(plan.parameters.get("weight") or 0)
+            if status.canary_version is None:
+                raise ActionError(f"{model!r} has no canary to set a weight on; re-run the canary analysis")
             if status.canary_weight != weight:
-                after = deploy.set_canary_weight(model, weight, expected_version=status.stable_version)
+                after = deploy.set_canary_weight(model, weight, expected_version=status.canary_version)
         elif plan.action in (ActionType.PROMOTE_CANARY, ActionType.ROLLBACK):
             if version is None:
                 raise ActionError(f"{plan.action.value} of {model!r} names no target version")
@@ -138,7 +140,7 @@ class Executor:
                             f"canary of {model!r} is {status.canary_version!r}, not {version!r}: "
                             "it changed under us; re-run the canary analysis"
                         )
-                    after = deploy.promote_canary(model, expected_version=status.stable_version)
+                    after = deploy.promote_canary(model, expected_version=version)
                 else:
                     after = deploy.serve_version(model, version, expected_version=status.stable_version)
             champion = _alias(self.read, model, "champion")

@@ -102,7 +102,8 @@ def propose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     ctx, inc = runtime.context, _incident(state)
     with ctx.recorder.span("node.propose", incident_id=inc.id) as span:
         finding = Finding.model_validate(state["finding"])
-        plan = plan_action(inc, finding, ctx.watched(inc.model, inc.environment), ctx.tool_ctx.backends)
+        results = [ToolResult.model_validate(r) for r in state.get("tool_results", [])]
+        plan = plan_action(inc, finding, ctx.watched(inc.model, inc.environment), ctx.tool_ctx.backends, results)
         span.set_attribute("action.type", plan.action.value)
         ctx.recorder.record(AuditKind.PROPOSAL, incident_id=inc.id, actor="propose",
                             data={"idempotency_key": plan.idempotency_key(inc.id), "plan": plan.model_dump(mode="json")})

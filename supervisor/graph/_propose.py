@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from supervisor.config import WatchedModel
-from supervisor.domain import ActionPlan, ActionTarget, ActionType, Incident, JsonScalar, RootCause
+from supervisor.domain import (
+    ActionPlan,
+    ActionTarget,
+    ActionType,
+    Incident,
+    JsonScalar,
+    RootCause,
+    ToolResult,
+)
 from supervisor.reasoners import Finding
 from tools import ReadBackends
 
@@ -18,7 +28,10 @@ _UNDO: dict[ActionType, tuple[str, ActionType | None]] = {
 }
 
 
-def plan_action(incident: Incident, finding: Finding, watched: WatchedModel, read: ReadBackends) -> ActionPlan:
+def plan_action(
+    incident: Incident, finding: Finding, watched: WatchedModel, read: ReadBackends,
+    results: Sequence[ToolResult] = (),
+) -> ActionPlan:
     """Fill in the target version, parameters, expected effect and undo of the recommendation."""
     action = finding.action
     params: dict[str, JsonScalar] = dict(finding.parameters)
@@ -41,11 +54,11 @@ def plan_action(incident: Incident, finding: Finding, watched: WatchedModel, rea
         version = None if status is None else status.canary_version
         effect = f"canary {version} takes {params.get('weight')}% of traffic"
     elif action is ActionType.RETRAIN:
-        params.setdefault("min_accuracy", watched.min_accuracy)
+        params.setdefault("min_accuracy", _retrain_bar(watched, results))
         params.setdefault("canary_weight", 10)
         effect = (
             f"a new version trained on the last {params.get('window_hours')} h, validated at accuracy >= "
-            f"{watched.min_accuracy}, serving {params['canary_weight']}% of traffic as a canary"
+            f"{params['min_accuracy']}, serving {params['canary_weight']}% of traffic as a canary"
         )
     elif action is ActionType.ESCALATE:
         who = params.pop("page", "owner")
@@ -70,6 +83,13 @@ def plan_action(incident: Incident, finding: Finding, watched: WatchedModel, rea
         undo_action=undo_action,
         rationale=finding.rationale,
     )
+
+
+def _retrain_bar(watched: WatchedModel, results: Sequence[ToolResult]) -> float:
+    """A retrained version must beat what serves now on live data, and the configured floor."""
+    online = [r.data["online_accuracy"] for r in results if r.ok and r.tool == "get_model_quality"]
+    bar = watched.min_accuracy if not online else max(watched.min_accuracy, online[-1] + 0.02)
+    return round(min(bar, 0.99), 4)
 
 
 def _previous_validated(read: ReadBackends, model: str, current: str | None) -> str | None:
