@@ -1,0 +1,207 @@
+"""Drift and data-quality checks of one model's inputs: Evidently plus plain pandas.
+
+Shared by every drift adapter (simulated world, files, MLflow artifacts): they fetch the
+reference and current frames, this module turns them into a :class:`DriftReport`.
+
+Evidently decides drift: a ``Report`` with ``DriftedColumnsCount`` gives the dataset-level verdict
+(share of drifted columns), and Evidently's own test selection (``get_stattest``, the function
+its drift presets call) gives each column's method, threshold and score. We do not run the
+``DataDriftPreset`` itself because it renders Plotly widgets for every column, which costs
+~300 ms a report and which nobody here looks at; the numbers are the same.
+
+The data-quality half (nulls, dtypes, range, scale, schema) is what tells a broken pipeline
+from a changed world, and Evidently's drift tests alone cannot: a column multiplied by 1000 and
+a genuinely shifted column both "drift".
+
+Evidently and pandas are imported inside :func:`compute_drift`, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from supervisor import BackendError
+
+from ._ports import DriftReport, FeatureDrift, FeatureQuality
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DRIFT_SHARE_THRESHOLD", "compute_drift"]
+
+#: Evidently's default: the dataset drifts when at least this share of columns drift.
+DRIFT_SHARE_THRESHOLD = 0.5
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # Evidently (and litestar, which it imports for its UI) emit deprecation and runtime
+    # warnings attributed to their own modules; with pytest's warnings-as-errors they would
+    # fail callers that did nothing wrong.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def compute_drift(
+    model: str,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    prediction_column: str | None = None,
+) -> DriftReport:
+    """Compare ``current`` inputs with ``reference`` inputs of ``model``.
+
+    Args:
+        model: Name of the model the inputs belong to (copied into the report).
+        reference: Reference inputs, usually a sample of the training data.
+        current: Inputs observed in ``[window_start, window_end)``.
+        window_start: Start of the current window.
+        window_end: End of the current window.
+        prediction_column: Column holding the model's output score, present in both frames;
+            it is tested as prediction drift and kept out of the feature drift share.
+
+    Returns:
+        Per-feature drift (Evidently's test, threshold, score), drift share, dataset drift,
+        per-feature data quality and the columns missing from or new in ``current``.
+
+    Raises:
+        BackendError: when either frame is empty or they share no numeric feature column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if reference.empty or current.empty:
+        raise BackendError(
+            f"cannot compute drift for model {model!r}: the "
+            f"{'reference' if reference.empty else 'current'} frame has no rows "
+            f"(reference {len(reference)} rows, current {len(current)} rows); "
+            "check the window and the reference data source"
+        )
+    started = time.perf_counter()
+    ref_cols = [c for c in reference.columns if c != prediction_column]
+    cur_cols = [c for c in current.columns if c != prediction_column]
+    missing = [c for c in ref_cols if c not in set(cur_cols)]
+    new = [c for c in cur_cols if c not in set(ref_cols)]
+    shared = [c for c in ref_cols if c in set(cur_cols)]
+    numeric = [
+        c
+        for c in shared
+        if pd.api.types.is_numeric_dtype(reference[c]) and pd.api.types.is_numeric_dtype(current[c])
+    ]
+    # Evidently rejects a column that is empty once nulls are dropped; such a column is
+    # reported by the quality checks (null share 1.0) instead.
+    testable = [c for c in numeric if reference[c].notna().any() and current[c].notna().any()]
+    if not testable:
+        raise BackendError(
+            f"cannot compute drift for model {model!r}: reference and current share no numeric "
+            f"column with data (reference columns {ref_cols!r}, current columns {cur_cols!r}); "
+            "check that the current window logs the model's features"
+        )
+
+    quality = [_quality(c, reference, current, np, pd) for c in [*ref_cols, *new]]
+    with _quiet():
+        features, share, dataset_drift = _evidently_drift(reference, current, testable, pd)
+        prediction_drift = None
+        if (
+            prediction_column is not None
+            and prediction_column in reference.columns
+            and prediction_column in current.columns
+            and reference[prediction_column].notna().any()
+            and current[prediction_column].notna().any()
+        ):
+            prediction_drift = _column_drift(
+                prediction_column, reference[prediction_column], current[prediction_column]
+            )
+
+    return DriftReport(
+        model=model,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        window_start=window_start,
+        window_end=window_end,
+        drift_share=share,
+        dataset_drift=dataset_drift,
+        features=features,
+        quality=quality,
+        missing_columns=missing,
+        new_columns=new,
+        prediction_drift=prediction_drift,
+        compute_seconds=time.perf_counter() - started,
+    )
+
+
+def _evidently_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], pd: Any
+) -> tuple[list[FeatureDrift], float, bool]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DriftedColumnsCount
+
+    definition = DataDefinition(numerical_columns=columns)
+    ref = pd.DataFrame({c: reference[c].astype(float) for c in columns})
+    cur = pd.DataFrame({c: current[c].astype(float) for c in columns})
+    report = Report(
+        [DriftedColumnsCount(columns=columns, drift_share=DRIFT_SHARE_THRESHOLD)],
+        include_tests=False,
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    (result,) = snapshot.metric_results.values()
+    share = float(result.share.value)
+    features = [_column_drift(c, ref[c], cur[c]) for c in columns]
+    return features, share, share >= DRIFT_SHARE_THRESHOLD
+
+
+def _column_drift(name: str, reference: pd.Series, current: pd.Series) -> FeatureDrift:
+    """Evidently's default test for one numeric column, cleaned the way Evidently cleans it."""
+    import numpy as np
+    from evidently.legacy.calculations.stattests import get_stattest
+
+    ref = reference.astype(float).replace([np.inf, -np.inf], np.nan).dropna()
+    cur = current.astype(float).replace([np.inf, -np.inf], np.nan).dropna()
+    test = get_stattest(ref, cur, "num", None)
+    out = test(ref, cur, "num", None)
+    return FeatureDrift(
+        feature=name,
+        method=str(test.display_name),
+        threshold=float(out.actual_threshold),
+        score=float(out.drift_score),
+        drifted=bool(out.drifted),
+    )
+
+
+def _quality(
+    name: str, reference: pd.DataFrame, current: pd.DataFrame, np: Any, pd: Any
+) -> FeatureQuality:
+    # A column absent from one side is all-null there, with no dtype.
+    ref = reference[name] if name in reference.columns else pd.Series([], dtype=object)
+    cur = current[name] if name in current.columns else pd.Series([], dtype=object)
+    out_of_range = 0.0
+    scale: float | None = None
+    if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur):
+        ref_ok = ref.dropna().astype(float)
+        cur_ok = cur.dropna().astype(float)
+        if len(ref_ok) and len(cur_ok):
+            lo, hi = float(ref_ok.min()), float(ref_ok.max())
+            out_of_range = float(((cur_ok < lo) | (cur_ok > hi)).mean())
+            ref_median = float(np.median(np.abs(ref_ok.to_numpy())))
+            if ref_median > 0:
+                scale = float(np.median(np.abs(cur_ok.to_numpy()))) / ref_median
+    return FeatureQuality(
+        feature=name,
+        null_share_reference=float(ref.isna().mean()) if name in reference.columns else 1.0,
+        null_share_current=float(cur.isna().mean()) if name in current.columns else 1.0,
+        dtype_reference=str(ref.dtype) if name in reference.columns else None,
+        dtype_current=str(cur.dtype) if name in current.columns else None,
+        out_of_range_share=out_of_range,
+        scale_ratio=scale,
+    )
