@@ -24,7 +24,9 @@ def incident_trace_context(incident_id: str) -> Any:
     digest = hashlib.sha256(incident_id.encode()).digest()
     trace_id = int.from_bytes(digest[:16], "big") or 1
     span_id = int.from_bytes(digest[16:24], "big") or 1
-    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    parent = SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
@@ -37,7 +39,11 @@ class Recorder:
 
     @contextmanager
     def span(
-        self, name: str, *, incident_id: str | None = None, attributes: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        incident_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> Iterator[Span]:
         """A span for one step; under the incident's trace when ``incident_id`` is given."""
         attrs = dict(attributes or {})
@@ -46,7 +52,9 @@ class Recorder:
             attrs["incident.id"] = incident_id
             if not trace.get_current_span().get_span_context().is_valid:
                 ctx = incident_trace_context(incident_id)
-        with self.tracer.start_as_current_span(name, context=ctx, attributes=safe_attributes(attrs)) as span:
+        with self.tracer.start_as_current_span(
+            name, context=ctx, attributes=safe_attributes(attrs)
+        ) as span:
             yield span
 
     def record(

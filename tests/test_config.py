@@ -49,10 +49,22 @@ def test_env_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     [
         (GOOD.replace("owner: growth-ml", "ownr: growth-ml"), "models.0.ownr", "remove this field"),
         (GOOD.replace("kind: kserve", "kind: helm"), "models.0.deployment.kind", "use one of"),
-        (GOOD.replace("metric: error_rate", "metric: errors"), "models.0.signals.0.metric", "use one of"),
-        (GOOD.replace("threshold: 0.02", "threshold: lots"), "models.0.signals.0.threshold", "correct the value"),
+        (
+            GOOD.replace("metric: error_rate", "metric: errors"),
+            "models.0.signals.0.metric",
+            "use one of",
+        ),
+        (
+            GOOD.replace("threshold: 0.02", "threshold: lots"),
+            "models.0.signals.0.threshold",
+            "correct the value",
+        ),
         ("models: []\n", "models", "correct the value"),
-        (GOOD.replace("policy_file:", "  - {name: churn, owner: x}\npolicy_file:"), "duplicate", "listed twice"),
+        (
+            GOOD.replace("policy_file:", "  - {name: churn, owner: x}\npolicy_file:"),
+            "duplicate",
+            "listed twice",
+        ),
     ],
 )
 def test_bad_config_names_field_and_fix(tmp_path: Path, text: str, path: str, fix: str) -> None:

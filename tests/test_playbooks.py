@@ -55,7 +55,7 @@ def test_bad_playbooks_are_rejected(tmp_path: Path, text: str, needle: str) -> N
     with pytest.raises(ConfigError) as err:
         load_playbooks(tmp_path, known_tools=TOOLS)
     msg = str(err.value)
-    assert "book.yaml" in msg and "fix" in msg.lower() or "use one of" in msg, msg
+    assert ("book.yaml" in msg and "fix" in msg.lower()) or "use one of" in msg, msg
     assert needle.split(":")[0] in msg, msg
 
 

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("name", sorted(generated()))
 def test_committed_schema_is_current(name: str) -> None:
     committed = (ROOT / "schemas" / name).read_text(encoding="utf-8")
-    assert committed == generated()[name], f"run `mlops-supervisor schema` to refresh schemas/{name}"
+    assert committed == generated()[name], (
+        f"run `mlops-supervisor schema` to refresh schemas/{name}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,10 +33,21 @@ def test_yaml_files_declare_their_schema(folder: str, schema: str) -> None:
 
 
 PACKAGES = [
-    "supervisor", "supervisor.domain", "supervisor.config", "supervisor.reasoners",
-    "supervisor.policy", "supervisor.audit", "supervisor.telemetry", "supervisor.graph",
-    "supervisor.executor", "supervisor.incidents", "supervisor.runtime", "supervisor.demo",
-    "supervisor.cli", "tools", "tools.sim",
+    "supervisor",
+    "supervisor.domain",
+    "supervisor.config",
+    "supervisor.reasoners",
+    "supervisor.policy",
+    "supervisor.audit",
+    "supervisor.telemetry",
+    "supervisor.graph",
+    "supervisor.executor",
+    "supervisor.incidents",
+    "supervisor.runtime",
+    "supervisor.demo",
+    "supervisor.cli",
+    "tools",
+    "tools.sim",
 ]
 
 
@@ -46,5 +59,11 @@ def test_public_exports_are_curated(name: str) -> None:
     assert sorted(exported, key=str) == sorted(exported, key=str)
     for symbol in exported:
         assert hasattr(mod, symbol), f"{name}.__all__ names missing {symbol!r}"
-    public = {n for n in vars(mod) if not n.startswith("_") and not isinstance(getattr(mod, n), type(importlib))}
-    assert public <= set(exported) | {"annotations"}, f"{name} exposes unlisted names: {public - set(exported)}"
+    public = {
+        n
+        for n in vars(mod)
+        if not n.startswith("_") and not isinstance(getattr(mod, n), type(importlib))
+    }
+    assert public <= set(exported) | {"annotations"}, (
+        f"{name} exposes unlisted names: {public - set(exported)}"
+    )

@@ -43,7 +43,9 @@ def test_schema_is_generated_from_signature_and_docstring() -> None:
     assert params["required"] == ["model"]
     assert params["additionalProperties"] is False
     assert params["properties"]["window_minutes"] == {
-        "default": 15, "description": "Window length, in minutes.", "type": "integer",
+        "default": 15,
+        "description": "Window length, in minutes.",
+        "type": "integer",
     }
 
 

@@ -56,7 +56,11 @@ def get_metric(
     if r is None:
         return None
     return MetricValue(
-        model=model, metric=metric, version=version, value=r.value, samples=r.samples,
+        model=model,
+        metric=metric,
+        version=version,
+        value=r.value,
+        samples=r.samples,
         window_minutes=window_minutes,
     )
 
@@ -71,9 +75,11 @@ class VersionComparison(_Out):
     stable: dict[str, float] = Field(description="Signal -> value for the stable version.")
     canary: dict[str, float] = Field(description="Signal -> value for the canary version.")
     ratio: dict[str, float] = Field(description="canary / stable per signal (stable 0 -> 1e-6).")
-    accuracy_gap: float | None = Field(description="stable accuracy - canary accuracy, if labelled.")
+    accuracy_gap: float | None = Field(
+        description="stable accuracy - canary accuracy, if labelled."
+    )
     offline_gap: float | None = Field(
-        description="stable - canary offline validation accuracy (registry); positive: canary worse."
+        description="stable - canary offline validation accuracy; positive: canary worse."
     )
     canary_samples: int
     missing: list[str] = Field(description="Signals with no data for either version.")
@@ -87,7 +93,9 @@ _COMPARED = (
 )
 
 
-def compare_canary(ctx: ToolContext, model: str, window_minutes: int = 15) -> VersionComparison | None:
+def compare_canary(
+    ctx: ToolContext, model: str, window_minutes: int = 15
+) -> VersionComparison | None:
     """Compare the canary version of a model with its stable version over the same window.
 
     Args:
@@ -104,8 +112,12 @@ def compare_canary(ctx: ToolContext, model: str, window_minutes: int = 15) -> Ve
     missing: list[str] = []
     samples = 0
     for metric in _COMPARED:
-        s = ctx.backends.metrics.read(model, metric, version=status.stable_version, window=window, end=now)
-        c = ctx.backends.metrics.read(model, metric, version=status.canary_version, window=window, end=now)
+        s = ctx.backends.metrics.read(
+            model, metric, version=status.stable_version, window=window, end=now
+        )
+        c = ctx.backends.metrics.read(
+            model, metric, version=status.canary_version, window=window, end=now
+        )
         if s is None or c is None:
             missing.append(metric.value)
             continue
@@ -120,16 +132,28 @@ def compare_canary(ctx: ToolContext, model: str, window_minutes: int = 15) -> Ve
         return None
     ratio = {k: round(canary[k] / max(stable[k], 1e-6), 4) for k in stable}
     return VersionComparison(
-        model=model, stable_version=status.stable_version, canary_version=status.canary_version,
-        canary_weight=status.canary_weight, stable=stable, canary=canary, ratio=ratio,
-        accuracy_gap=gap, offline_gap=offline_gap, canary_samples=samples, missing=missing,
+        model=model,
+        stable_version=status.stable_version,
+        canary_version=status.canary_version,
+        canary_weight=status.canary_weight,
+        stable=stable,
+        canary=canary,
+        ratio=ratio,
+        accuracy_gap=gap,
+        offline_gap=offline_gap,
+        canary_samples=samples,
+        missing=missing,
     )
 
 
 def _labelled_accuracy_gap(ctx: ToolContext, model: str, stable: str, canary: str) -> float | None:
     for end, window in _label_windows(ctx):
-        s = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=stable, window=window, end=end)
-        c = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=canary, window=window, end=end)
+        s = ctx.backends.metrics.read(
+            model, MetricName.ACCURACY, version=stable, window=window, end=end
+        )
+        c = ctx.backends.metrics.read(
+            model, MetricName.ACCURACY, version=canary, window=window, end=end
+        )
         if s is not None and c is not None:
             return round(s.value - c.value, 4)
     return None
@@ -157,7 +181,9 @@ class QualityReport(_Out):
     samples: int
 
 
-def get_model_quality(ctx: ToolContext, model: str, version: str | None = None) -> QualityReport | None:
+def get_model_quality(
+    ctx: ToolContext, model: str, version: str | None = None
+) -> QualityReport | None:
     """Measure a model version's accuracy on the most recent window whose labels have arrived.
 
     Args:
@@ -171,16 +197,23 @@ def get_model_quality(ctx: ToolContext, model: str, version: str | None = None) 
         version = status.stable_version
     now = ctx.clock.now()
     for end, window in _label_windows(ctx):
-        r = ctx.backends.metrics.read(model, MetricName.ACCURACY, version=version, window=window, end=end)
+        r = ctx.backends.metrics.read(
+            model, MetricName.ACCURACY, version=version, window=window, end=end
+        )
         if r is None:
             continue
         offline = _offline_accuracy(ctx, model, version)
         base = ctx.backends.metrics.read(
-            model, MetricName.ACCURACY, version=None, window=timedelta(minutes=60),
+            model,
+            MetricName.ACCURACY,
+            version=None,
+            window=timedelta(minutes=60),
             end=end - timedelta(hours=6),
         )
         return QualityReport(
-            model=model, version=version, online_accuracy=round(r.value, 4),
+            model=model,
+            version=version,
+            online_accuracy=round(r.value, 4),
             offline_accuracy=offline,
             accuracy_drop=None if offline is None else round(offline - r.value, 4),
             baseline_online_accuracy=None if base is None else round(base.value, 4),
@@ -206,7 +239,9 @@ class DriftSummary(_Out):
     drift_share: float
     dataset_drift: bool
     drifted_features: list[str]
-    feature_tests: list[dict[str, Any]] = Field(description="Per feature: method, threshold, score.")
+    feature_tests: list[dict[str, Any]] = Field(
+        description="Per feature: method, threshold, score."
+    )
     prediction_drift_score: float | None
     defects: list[str] = Field(description="Upstream defects found, one line each.")
     defect_count: int
@@ -231,7 +266,9 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         model: Name of the model.
         window_minutes: Length of the current window compared with the reference, in minutes.
     """
-    rep = ctx.backends.drift.report(model, window=timedelta(minutes=window_minutes), end=ctx.clock.now())
+    rep = ctx.backends.drift.report(
+        model, window=timedelta(minutes=window_minutes), end=ctx.clock.now()
+    )
     if rep is None:
         return None
     defects: list[str] = []
@@ -243,7 +280,10 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         inc = q.null_share_current - q.null_share_reference
         null_inc = max(null_inc, inc)
         if inc >= NULL_SPIKE:
-            defects.append(f"null spike on {q.feature!r}: {q.null_share_reference:.0%} -> {q.null_share_current:.0%}")
+            defects.append(
+                f"null spike on {q.feature!r}: "
+                f"{q.null_share_reference:.0%} -> {q.null_share_current:.0%}"
+            )
         if q.scale_ratio:
             s = max(q.scale_ratio, 1 / q.scale_ratio) if q.scale_ratio > 0 else float("inf")
             scale = max(scale, s)
@@ -252,22 +292,36 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         oor = max(oor, q.out_of_range_share)
         if q.dtype_reference and q.dtype_current and q.dtype_reference != q.dtype_current:
             dtype_changes.append(f"{q.feature}: {q.dtype_reference} -> {q.dtype_current}")
-            defects.append(f"dtype change on {q.feature!r}: {q.dtype_reference} -> {q.dtype_current}")
+            defects.append(
+                f"dtype change on {q.feature!r}: {q.dtype_reference} -> {q.dtype_current}"
+            )
     defects += [f"missing column {c!r}" for c in rep.missing_columns]
     defects += [f"new column {c!r}" for c in rep.new_columns]
     return DriftSummary(
-        model=model, window_minutes=window_minutes, drift_share=round(rep.drift_share, 4),
+        model=model,
+        window_minutes=window_minutes,
+        drift_share=round(rep.drift_share, 4),
         dataset_drift=rep.dataset_drift,
         drifted_features=[f.feature for f in rep.features if f.drifted],
         feature_tests=[
-            {"feature": f.feature, "method": f.method, "threshold": f.threshold, "score": round(f.score, 6)}
+            {
+                "feature": f.feature,
+                "method": f.method,
+                "threshold": f.threshold,
+                "score": round(f.score, 6),
+            }
             for f in rep.features
         ],
         prediction_drift_score=None if rep.prediction_drift is None else rep.prediction_drift.score,
-        defects=defects, defect_count=len(defects), max_null_share_increase=round(null_inc, 4),
-        max_scale_ratio=round(min(scale, 1e9), 3), max_out_of_range_share=round(oor, 4),
-        missing_columns=rep.missing_columns, new_columns=rep.new_columns,
-        dtype_changes=dtype_changes, compute_seconds=round(rep.compute_seconds, 4),
+        defects=defects,
+        defect_count=len(defects),
+        max_null_share_increase=round(null_inc, 4),
+        max_scale_ratio=round(min(scale, 1e9), 3),
+        max_out_of_range_share=round(oor, 4),
+        missing_columns=rep.missing_columns,
+        new_columns=rep.new_columns,
+        dtype_changes=dtype_changes,
+        compute_seconds=round(rep.compute_seconds, 4),
     )
 
 
@@ -311,7 +365,9 @@ def get_model_versions(ctx: ToolContext, model: str) -> VersionList | None:
     def alias(name: str) -> str | None:
         return next((v.version for v in versions if name in v.aliases), None)
 
-    return VersionList(model=model, versions=versions, champion=alias("champion"), challenger=alias("challenger"))
+    return VersionList(
+        model=model, versions=versions, champion=alias("champion"), challenger=alias("challenger")
+    )
 
 
 class Timeline(_Out):
@@ -339,8 +395,12 @@ def get_change_timeline(ctx: ToolContext, model: str, hours: int = 24) -> Timeli
     deploys = [e for e in events if e.kind in _DEPLOY_KINDS]
     last = deploys[-1] if deploys else None
     return Timeline(
-        model=model, hours=hours, events=events,
-        minutes_since_last_deploy=None if last is None else round((now - last.at).total_seconds() / 60, 1),
+        model=model,
+        hours=hours,
+        events=events,
+        minutes_since_last_deploy=None
+        if last is None
+        else round((now - last.at).total_seconds() / 60, 1),
         last_deployed_version=None if last is None else last.version,
     )
 

@@ -132,7 +132,9 @@ class DriftReport(_Strict):
 
 @runtime_checkable
 class DriftPort(Protocol):
-    def report(self, model: str, *, window: timedelta, end: datetime | None = None) -> DriftReport | None:
+    def report(
+        self, model: str, *, window: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
         """Compare the model's reference data with inputs in ``[end - window, end)``."""
         ...
 
@@ -148,7 +150,9 @@ class ModelVersionInfo(_Strict):
     created_at: datetime
     aliases: list[str] = Field(default_factory=list, description="e.g. champion, challenger.")
     tags: dict[str, str] = Field(default_factory=dict, description="e.g. validation_status.")
-    metrics: dict[str, float] = Field(default_factory=dict, description="Offline validation metrics.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Offline validation metrics."
+    )
     run_id: str | None = None
     training_window: TimeWindow | None = None
 
@@ -158,8 +162,17 @@ class ChangeEvent(_Strict):
 
     at: datetime
     kind: Literal[
-        "registered", "deployed", "canary_started", "canary_weight", "promoted", "rolled_back",
-        "aborted", "retrained", "alias_moved", "pipeline_change", "config_change",
+        "registered",
+        "deployed",
+        "canary_started",
+        "canary_weight",
+        "promoted",
+        "rolled_back",
+        "aborted",
+        "retrained",
+        "alias_moved",
+        "pipeline_change",
+        "config_change",
     ]
     version: str | None = None
     detail: str = ""
@@ -214,7 +227,9 @@ class DeployReader(Protocol):
 
 @runtime_checkable
 class DeployWriter(Protocol):
-    def set_canary_weight(self, model: str, weight: int, *, expected_version: str) -> DeploymentStatus:
+    def set_canary_weight(
+        self, model: str, weight: int, *, expected_version: str
+    ) -> DeploymentStatus:
         """Send ``weight`` percent to the canary, if the canary is still ``expected_version``."""
         ...
 

@@ -100,7 +100,7 @@ def make_tool(fn: ToolFn) -> Tool:
             raise SupervisorError(f"tool {fn.__name__!r}: argument {p.name!r} is not documented")
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (hints[p.name], Field(default, description=arg_docs[p.name]))
-    args_model = create_model(  # type: ignore[call-overload]
+    args_model = create_model(
         f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
     )
     return Tool(name=fn.__name__, description=description, fn=fn, args_model=args_model)
@@ -129,35 +129,57 @@ class ToolRegistry:
     def openai_schemas(self) -> list[dict[str, Any]]:
         return [self.tools[n].openai_schema() for n in self.names()]
 
-    def call(self, ctx: ToolContext, name: str, args: dict[str, Any], *, call_id: str) -> ToolResult:
+    def call(
+        self, ctx: ToolContext, name: str, args: dict[str, Any], *, call_id: str
+    ) -> ToolResult:
         """Run one tool; every outcome (including bad arguments) becomes a ToolResult."""
         now = ctx.clock.now()
         tool = self.tools.get(name)
         if tool is None:
             return ToolResult(
-                call_id=call_id, tool=name, args=args, status=ToolStatus.ERROR, observed_at=now,
+                call_id=call_id,
+                tool=name,
+                args=args,
+                status=ToolStatus.ERROR,
+                observed_at=now,
                 message=f"unknown tool {name!r}; available tools: {self.names()}",
             )
         try:
             parsed = tool.args_model.model_validate(args)
         except ValidationError as err:
             return ToolResult(
-                call_id=call_id, tool=name, args=args, status=ToolStatus.ERROR, observed_at=now,
+                call_id=call_id,
+                tool=name,
+                args=args,
+                status=ToolStatus.ERROR,
+                observed_at=now,
                 message=f"invalid arguments for {name!r}: {err.errors(include_url=False)}",
             )
         try:
             out = tool.fn(ctx, **dict(parsed))
         except BackendError as err:
             return ToolResult(
-                call_id=call_id, tool=name, args=args, status=ToolStatus.ERROR, observed_at=now,
+                call_id=call_id,
+                tool=name,
+                args=args,
+                status=ToolStatus.ERROR,
+                observed_at=now,
                 message=str(err),
             )
         if out is None:
             return ToolResult(
-                call_id=call_id, tool=name, args=args, status=ToolStatus.NO_DATA, observed_at=now,
+                call_id=call_id,
+                tool=name,
+                args=args,
+                status=ToolStatus.NO_DATA,
+                observed_at=now,
                 message="the backend has no data for this request",
             )
         return ToolResult(
-            call_id=call_id, tool=name, args=args, status=ToolStatus.OK, observed_at=now,
+            call_id=call_id,
+            tool=name,
+            args=args,
+            status=ToolStatus.OK,
+            observed_at=now,
             data=out.model_dump(mode="json"),
         )

@@ -16,14 +16,21 @@ from ._audit_cmd import add_audit_parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops-supervisor",
-        description="Diagnose ML incidents and act on them only as policy allows, with a verifiable audit trail.",
+        description=(
+            "Diagnose ML incidents and act on them only as policy allows, "
+            "with a verifiable audit trail."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    demo = sub.add_parser("demo", help="run three incidents in the simulated world and show the timeline")
-    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output directory (default: demo-out)")
+    demo = sub.add_parser(
+        "demo", help="run three incidents in the simulated world and show the timeline"
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="output directory (default: demo-out)"
+    )
     demo.add_argument("--seed", type=int, default=7, help="world seed (default: 7)")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
     demo.set_defaults(handler=_demo)
@@ -31,17 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("approve", "deny"):
         p = sub.add_parser(verb, help=f"{verb} the action an incident is waiting on")
         p.add_argument("incident", help="incident id")
-        p.add_argument("--by", required=True, help="your identity (must be an approver for approve)")
+        p.add_argument(
+            "--by", required=True, help="your identity (must be an approver for approve)"
+        )
         p.add_argument("--comment", default="", help="free text kept in the audit log")
-        p.add_argument("--state", type=Path, required=True, help="state directory of the run (e.g. demo-out/state)")
+        p.add_argument(
+            "--state",
+            type=Path,
+            required=True,
+            help="state directory of the run (e.g. demo-out/state)",
+        )
         p.set_defaults(handler=_answer, verb=verb)
 
-    inc = sub.add_parser("incidents", help="list incidents and pending approvals of a state directory")
+    inc = sub.add_parser(
+        "incidents", help="list incidents and pending approvals of a state directory"
+    )
     inc.add_argument("--state", type=Path, required=True, help="state directory")
     inc.set_defaults(handler=_incidents)
 
-    schema = sub.add_parser("schema", help="write the JSON Schemas of config, policy and playbook files")
-    schema.add_argument("--out", type=Path, default=Path("schemas"), help="directory (default: schemas)")
+    schema = sub.add_parser(
+        "schema", help="write the JSON Schemas of config, policy and playbook files"
+    )
+    schema.add_argument(
+        "--out", type=Path, default=Path("schemas"), help="directory (default: schemas)"
+    )
     schema.set_defaults(handler=_schema)
 
     add_audit_parser(sub)
@@ -81,9 +101,15 @@ def _incidents(args: argparse.Namespace) -> int:
 
     with open_session(args.state) as sup:
         for i in sup.incidents.all():
-            print(f"{i.id}  {i.status.value:<18} {i.environment}/{i.model}  {i.symptom.value}  opened {i.opened_at:%Y-%m-%d %H:%M}")
+            print(
+                f"{i.id}  {i.status.value:<18} {i.environment}/{i.model}  {i.symptom.value}"
+                f"  opened {i.opened_at:%Y-%m-%d %H:%M}"
+            )
         for p in sup.pending_approvals():
-            print(f"awaiting approval: {p.incident_id} {p.action} by one of {p.approvers} before {p.deadline}")
+            print(
+                f"awaiting approval: {p.incident_id} {p.action} "
+                f"by one of {p.approvers} before {p.deadline}"
+            )
     return 0
 
 

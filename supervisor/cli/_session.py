@@ -23,16 +23,21 @@ def open_session(state_dir: Path) -> Iterator[Supervisor]:
 
     cfg_path = state_dir / "config.yaml"
     if not cfg_path.exists():
-        raise SupervisorError(f"{str(state_dir)!r} holds no config.yaml; pass the state directory of a run")
+        raise SupervisorError(
+            f"{str(state_dir)!r} holds no config.yaml; pass the state directory of a run"
+        )
     config = load_config(cfg_path)
     world = load_world(state_dir)
     if world is None:
         raise SupervisorError(
-            f"{str(state_dir)!r} has no simulated world; only simulated-world runs can be resumed from the CLI"
+            f"{str(state_dir)!r} has no simulated world; "
+            "only simulated-world runs can be resumed from the CLI"
         )
     read, write = sim_backends(world)
     tracing = setup_tracing(TelemetryConfig(file=state_dir / "traces.jsonl"))
-    sup = Supervisor(config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir)
+    sup = Supervisor(
+        config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir
+    )
     try:
         yield sup
         save_world(world, state_dir)

@@ -25,7 +25,9 @@ def load_config(path: Path) -> SupervisorConfig:
     return config_from_dict(data, source=str(path), base_dir=path.parent)
 
 
-def config_from_dict(data: dict[str, Any], *, source: str, base_dir: Path | None = None) -> SupervisorConfig:
+def config_from_dict(
+    data: dict[str, Any], *, source: str, base_dir: Path | None = None
+) -> SupervisorConfig:
     """Validate a config mapping (env overrides applied on top)."""
 
     class _FromMapping(SupervisorConfig):

@@ -37,7 +37,9 @@ class DeploymentSpec(_Strict):
         default="sim", description="sim (simulated world), kserve (InferenceService) or deployment."
     )
     namespace: str = Field(default="default", description="Kubernetes namespace.")
-    name: str | None = Field(default=None, description="Kubernetes object name; defaults to the model.")
+    name: str | None = Field(
+        default=None, description="Kubernetes object name; defaults to the model."
+    )
 
 
 class DataSpec(_Strict):
@@ -54,7 +56,9 @@ class DataSpec(_Strict):
 class DriftCheck(_Strict):
     """The scheduled drift check."""
 
-    drift_share_threshold: float = Field(default=0.3, ge=0, le=1, description="Open an incident at or above.")
+    drift_share_threshold: float = Field(
+        default=0.3, ge=0, le=1, description="Open an incident at or above."
+    )
     window_minutes: int = Field(default=60, ge=1, description="Current window length.")
     interval_minutes: int = Field(default=30, ge=1, description="How often to check.")
 
@@ -77,8 +81,11 @@ class WatchedModel(_Strict):
     )
     drift: DriftCheck = Field(default_factory=DriftCheck)
     min_accuracy: float = Field(
-        default=0.6, ge=0, le=1,
-        description="Floor for retrain validation; a retrained version must also beat live accuracy.",
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Floor for retrain validation; a retrained version must also beat live "
+        "accuracy.",
     )
     data: DataSpec = Field(default_factory=DataSpec)
 
@@ -98,7 +105,9 @@ class Timing(_Strict):
     """Settle and approval times, in seconds of the injected clock."""
 
     verify_settle_seconds: float = Field(default=600.0, ge=0, description="Wait before verify.")
-    canary_analysis_minutes: int = Field(default=20, ge=1, description="Canary runs this long before analysis.")
+    canary_analysis_minutes: int = Field(
+        default=20, ge=1, description="Canary runs this long before analysis."
+    )
 
 
 class SupervisorConfig(BaseSettings):
@@ -110,8 +119,12 @@ class SupervisorConfig(BaseSettings):
 
     models: list[WatchedModel] = Field(min_length=1, description="Watched models.")
     policy_file: Path = Field(default=Path("policies/default.yaml"), description="Policy YAML.")
-    playbooks_dir: Path = Field(default=Path("playbooks"), description="Directory of playbook YAML.")
-    state_dir: Path = Field(default=Path(".mlops-supervisor"), description="Audit log, checkpoints, reports.")
+    playbooks_dir: Path = Field(
+        default=Path("playbooks"), description="Directory of playbook YAML."
+    )
+    state_dir: Path = Field(
+        default=Path(".mlops-supervisor"), description="Audit log, checkpoints, reports."
+    )
     reasoner: Literal["rules", "llm", "hybrid"] = Field(default="rules")
     limits: Limits = Field(default_factory=Limits)
     timing: Timing = Field(default_factory=Timing)

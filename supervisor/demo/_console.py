@@ -34,8 +34,10 @@ class Timeline:
         self.console = Console(highlight=False, soft_wrap=True)
 
     def header(self, seed: int, start: datetime, models: list[str]) -> None:
-        self.console.print(f"[bold]mlops-supervisor demo[/] · simulated world seed {seed} · "
-                           f"watching {', '.join(models)} · sim start {start:%Y-%m-%d %H:%M} UTC")
+        self.console.print(
+            f"[bold]mlops-supervisor demo[/] · simulated world seed {seed} · "
+            f"watching {', '.join(models)} · sim start {start:%Y-%m-%d %H:%M} UTC"
+        )
 
     def note(self, text: str) -> None:
         if not self.quiet:
@@ -49,20 +51,31 @@ class Timeline:
                 continue
             line = _line(r)
             if line:
-                self.console.print(f"[dim]{r.ts:%H:%M}[/] {r.incident_id or '-':<15} [{_STYLE[r.kind]}]{line}[/]",
-                                   markup=True)
+                self.console.print(
+                    f"[dim]{r.ts:%H:%M}[/] {r.incident_id or '-':<15} [{_STYLE[r.kind]}]{line}[/]",
+                    markup=True,
+                )
 
-    def summary(self, incidents: list[Incident], reports: list[Path], result: VerifyResult,
-                state_dir: Path, seconds: float) -> None:
+    def summary(
+        self,
+        incidents: list[Incident],
+        reports: list[Path],
+        result: VerifyResult,
+        state_dir: Path,
+        seconds: float,
+    ) -> None:
         c = self.console
         c.print()
         c.print("[bold]Incidents[/]")
         for i in incidents:
             c.print(f"  {i.id:<15} {i.model:<8} {i.symptom.value:<16} -> {i.status.value}")
         c.print(f"[bold]Reports[/]   {len(reports)} in {state_dir / 'reports'}")
-        c.print(f"[bold]Audit[/]     {state_dir / 'audit.jsonl'}: "
-                + ("[green]verified[/], " if result.ok else "[red]FAILED[/], ")
-                + f"{result.records} records" + ("" if result.ok else f" ({result.reason})"))
+        c.print(
+            f"[bold]Audit[/]     {state_dir / 'audit.jsonl'}: "
+            + ("[green]verified[/], " if result.ok else "[red]FAILED[/], ")
+            + f"{result.records} records"
+            + ("" if result.ok else f" ({result.reason})")
+        )
         c.print(f"[bold]Traces[/]    {state_dir / 'traces.jsonl'}")
         c.print(f"[dim]finished in {seconds:.1f} s[/]")
 
@@ -74,10 +87,12 @@ def _line(r: AuditRecord) -> str:
         return f"incident opened: {inc['model']} {inc['symptom']}"
     if r.kind is AuditKind.DIAGNOSIS:
         diag = d["diagnosis"]
-        return f"diagnosis: {diag['root_cause']} (confidence {diag['confidence']:.2f}) {_esc(diag['summary'][:160])}"
+        summary = _esc(diag["summary"][:160])
+        return f"diagnosis: {diag['root_cause']} (confidence {diag['confidence']:.2f}) {summary}"
     if r.kind is AuditKind.PROPOSAL:
         plan = d["plan"]
-        return f"proposal: {plan['action']} {plan['target'].get('version') or ''} — {_esc(plan['expected_effect'])}"
+        version = plan["target"].get("version") or ""
+        return f"proposal: {plan['action']} {version} — {_esc(plan['expected_effect'])}"
     if r.kind is AuditKind.DECISION:
         dec = d["decision"]
         return f"guard: {dec['verdict'].upper()} by {', '.join(dec['rule_ids'])}"
@@ -91,7 +106,9 @@ def _line(r: AuditRecord) -> str:
         o = d["outcome"]
         return f"action {o['action']}: {o['status']} — {_esc(o['detail'][:140])}"
     if r.kind is AuditKind.VERIFICATION:
-        return "verified: symptom cleared" if d["passed"] else "verification FAILED: symptom remains"
+        return (
+            "verified: symptom cleared" if d["passed"] else "verification FAILED: symptom remains"
+        )
     if r.kind is AuditKind.ESCALATION:
         return f"escalated to {d['owner']}: {_esc(d['reason'][:140])}"
     if r.kind is AuditKind.REPORT:

@@ -17,7 +17,6 @@ import yaml
 
 from supervisor.audit import verify
 from supervisor.config import config_from_dict
-
 from supervisor.telemetry import TelemetryConfig, setup_tracing
 
 from ._console import Timeline
@@ -48,7 +47,9 @@ def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
     world = build_world(demo_world_spec(seed))
     read, write = sim_backends(world)
     tracing = setup_tracing(TelemetryConfig(file=state_dir / "traces.jsonl"))
-    sup = Supervisor(config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir)
+    sup = Supervisor(
+        config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir
+    )
     view = Timeline(quiet=quiet)
     view.header(seed, world.clock.now(), [m.name for m in config.models])
     seen = 0
@@ -67,8 +68,10 @@ def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
             flush()
             for pending in sup.pending_approvals():
                 world.advance(APPROVER_DELAY)  # a person takes a while to read the report
-                view.note(f"{DEMO_APPROVER} (the demo's approver) reviews {pending.incident_id} "
-                          f"and approves {pending.action}")
+                view.note(
+                    f"{DEMO_APPROVER} (the demo's approver) reviews {pending.incident_id} "
+                    f"and approves {pending.action}"
+                )
                 sup.approve(pending.incident_id, DEMO_APPROVER, "approved in the demo")
                 flush()
         save_world(world, state_dir)
@@ -79,5 +82,3 @@ def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
     result = verify(state_dir / "audit.jsonl")
     view.summary(sup.incidents.all(), reports, result, state_dir, time.perf_counter() - started)
     return 0 if result.ok else 1
-
-

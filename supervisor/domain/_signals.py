@@ -36,7 +36,9 @@ class Signal(_Strict):
     environment: str = Field(default="production", description="Environment of the model.")
     symptom: Symptom = Field(description="What the signal says is wrong.")
     status: Literal["firing", "resolved"] = Field(default="firing")
-    version: str | None = Field(default=None, description="Model version, when the signal names one.")
+    version: str | None = Field(
+        default=None, description="Model version, when the signal names one."
+    )
     observed_at: datetime = Field(description="When the signal was observed (backend clock).")
     value: float | None = Field(default=None, description="The measured value, when there is one.")
     fingerprint: str | None = Field(default=None, description="Alertmanager alert fingerprint.")

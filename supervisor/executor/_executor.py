@@ -34,7 +34,9 @@ ACTOR = "executor"
 class Executor:
     """Runs guarded actions through the write backends, idempotently."""
 
-    def __init__(self, read: ReadBackends, write: WriteBackends, recorder: Recorder, clock: Clock) -> None:
+    def __init__(
+        self, read: ReadBackends, write: WriteBackends, recorder: Recorder, clock: Clock
+    ) -> None:
         self.read = read
         self.write = write
         self.recorder = recorder
@@ -47,63 +49,115 @@ class Executor:
         key = plan.idempotency_key(incident.id)
         audit = self.recorder.audit
         self._require_permission(incident.id, key)
-        done = audit.find(AuditKind.ACTION_OUTCOME, incident_id=incident.id, where={"idempotency_key": key})
+        done = audit.find(
+            AuditKind.ACTION_OUTCOME, incident_id=incident.id, where={"idempotency_key": key}
+        )
         if done:
             prior = ActionOutcome.model_validate(done[-1].data["outcome"])
             return prior.model_copy(
-                update={"status": OutcomeStatus.SKIPPED_DUPLICATE, "detail": f"already {prior.status.value}: {prior.detail}"}
+                update={
+                    "status": OutcomeStatus.SKIPPED_DUPLICATE,
+                    "detail": f"already {prior.status.value}: {prior.detail}",
+                }
             )
-        decision = audit.find(AuditKind.DECISION, incident_id=incident.id, where={"idempotency_key": key})[-1]
-        intents = audit.find(AuditKind.ACTION_INTENT, incident_id=incident.id, where={"idempotency_key": key})
-        base = {"idempotency_key": key, "action": plan.action.value, "target": plan.target.model_dump()}
+        decision = audit.find(
+            AuditKind.DECISION, incident_id=incident.id, where={"idempotency_key": key}
+        )[-1]
+        intents = audit.find(
+            AuditKind.ACTION_INTENT, incident_id=incident.id, where={"idempotency_key": key}
+        )
+        base = {
+            "idempotency_key": key,
+            "action": plan.action.value,
+            "target": plan.target.model_dump(),
+        }
         if decision.data["decision"].get("dry_run"):
-            return self._finish(incident, plan, key, OutcomeStatus.DRY_RUN, "dry run: recorded, not executed", {})
+            return self._finish(
+                incident, plan, key, OutcomeStatus.DRY_RUN, "dry run: recorded, not executed", {}
+            )
         if intents:
             self.recorder.record(
-                AuditKind.ACTION_INTERRUPTED, incident_id=incident.id, actor=ACTOR,
-                data={**base, "detail": "an intent has no outcome: the executor stopped between them"},
+                AuditKind.ACTION_INTERRUPTED,
+                incident_id=incident.id,
+                actor=ACTOR,
+                data={
+                    **base,
+                    "detail": "an intent has no outcome: the executor stopped between them",
+                },
             )
             applied, state = self._already_applied(incident, plan, key)
             self.recorder.record(
-                AuditKind.RECONCILIATION, incident_id=incident.id, actor=ACTOR,
-                data={**base, "applied": applied, "observed_state": state,
-                      "detail": "backend already in the intended state" if applied else "not applied: executing now"},
+                AuditKind.RECONCILIATION,
+                incident_id=incident.id,
+                actor=ACTOR,
+                data={
+                    **base,
+                    "applied": applied,
+                    "observed_state": state,
+                    "detail": "backend already in the intended state"
+                    if applied
+                    else "not applied: executing now",
+                },
             )
             if applied:
-                return self._finish(incident, plan, key, OutcomeStatus.RECONCILED, "took effect before the interruption", state)
+                return self._finish(
+                    incident,
+                    plan,
+                    key,
+                    OutcomeStatus.RECONCILED,
+                    "took effect before the interruption",
+                    state,
+                )
         self.recorder.record(
-            AuditKind.ACTION_INTENT, incident_id=incident.id, actor=ACTOR,
+            AuditKind.ACTION_INTENT,
+            incident_id=incident.id,
+            actor=ACTOR,
             data={**base, "parameters": plan.parameters, "attempt": len(intents) + 1},
         )
-        with self.recorder.span(f"action.{plan.action.value}", incident_id=incident.id,
-                                attributes={"action.key": key, "action.target": plan.target.model}):
+        with self.recorder.span(
+            f"action.{plan.action.value}",
+            incident_id=incident.id,
+            attributes={"action.key": key, "action.target": plan.target.model},
+        ):
             try:
                 state = self._apply(incident, plan, key, diagnosis)
             except (ActionError, BackendError) as err:
                 return self._finish(incident, plan, key, OutcomeStatus.FAILED, str(err), {})
-        return self._finish(incident, plan, key, OutcomeStatus.SUCCEEDED, plan.expected_effect, state)
+        return self._finish(
+            incident, plan, key, OutcomeStatus.SUCCEEDED, plan.expected_effect, state
+        )
 
     # ------------------------------------------------------------------ guard check
 
     def _require_permission(self, incident_id: str, key: str) -> None:
         """Invariant 1: no action without an allowing decision (or approval) on record first."""
         audit = self.recorder.audit
-        decisions = audit.find(AuditKind.DECISION, incident_id=incident_id, where={"idempotency_key": key})
+        decisions = audit.find(
+            AuditKind.DECISION, incident_id=incident_id, where={"idempotency_key": key}
+        )
         if not decisions:
-            raise PolicyViolation(f"no guard decision on record for action {key!r}; run the guard first")
+            raise PolicyViolation(
+                f"no guard decision on record for action {key!r}; run the guard first"
+            )
         verdict = Verdict(decisions[-1].data["decision"]["verdict"])
         if verdict is Verdict.ALLOW:
             return
         if verdict is Verdict.REQUIRE_APPROVAL:
-            approvals = audit.find(AuditKind.APPROVAL, incident_id=incident_id, where={"idempotency_key": key})
+            approvals = audit.find(
+                AuditKind.APPROVAL, incident_id=incident_id, where={"idempotency_key": key}
+            )
             if approvals and approvals[-1].data["approval"]["decision"] == "approved":
                 return
             raise PolicyViolation(f"action {key!r} requires an approval and none is on record")
-        raise PolicyViolation(f"action {key!r} was denied by the guard ({decisions[-1].data['decision']['rule_ids']})")
+        raise PolicyViolation(
+            f"action {key!r} was denied by the guard ({decisions[-1].data['decision']['rule_ids']})"
+        )
 
     # ------------------------------------------------------------------ backend calls
 
-    def _apply(self, incident: Incident, plan: ActionPlan, key: str, diagnosis: Diagnosis) -> dict[str, Any]:
+    def _apply(
+        self, incident: Incident, plan: ActionPlan, key: str, diagnosis: Diagnosis
+    ) -> dict[str, Any]:
         model = plan.target.model
         deploy, registry = self.write.deploy, self.write.registry
         if plan.action is ActionType.NO_ACTION:
@@ -111,12 +165,17 @@ class Executor:
         if plan.action is ActionType.ESCALATE:
             owner = str(plan.parameters.get("owner", "unknown-owner"))
             page_id = self.write.notifier.page(
-                owner, incident.id, str(plan.parameters.get("message", plan.rationale)), at=self.clock.now()
+                owner,
+                incident.id,
+                str(plan.parameters.get("message", plan.rationale)),
+                at=self.clock.now(),
             )
             return {"paged": owner, "page_id": page_id}
         status = self.read.deploy.status(model)
         if status is None:
-            raise ActionError(f"model {model!r} is not deployed; check the deploy backend and the watch config")
+            raise ActionError(
+                f"model {model!r} is not deployed; check the deploy backend and the watch config"
+            )
         version = plan.target.version
         # Each step checks the real state first, so a re-run after a crash finishes the job
         # instead of repeating (or failing on) the part already done.
@@ -127,9 +186,13 @@ class Executor:
         elif plan.action is ActionType.SET_CANARY_WEIGHT:
             weight = int(plan.parameters.get("weight") or 0)
             if status.canary_version is None:
-                raise ActionError(f"{model!r} has no canary to set a weight on; re-run the canary analysis")
+                raise ActionError(
+                    f"{model!r} has no canary to set a weight on; re-run the canary analysis"
+                )
             if status.canary_weight != weight:
-                after = deploy.set_canary_weight(model, weight, expected_version=status.canary_version)
+                after = deploy.set_canary_weight(
+                    model, weight, expected_version=status.canary_version
+                )
         elif plan.action in (ActionType.PROMOTE_CANARY, ActionType.ROLLBACK):
             if version is None:
                 raise ActionError(f"{plan.action.value} of {model!r} names no target version")
@@ -142,7 +205,9 @@ class Executor:
                         )
                     after = deploy.promote_canary(model, expected_version=version)
                 else:
-                    after = deploy.serve_version(model, version, expected_version=status.stable_version)
+                    after = deploy.serve_version(
+                        model, version, expected_version=status.stable_version
+                    )
             champion = _alias(self.read, model, "champion")
             if champion != version:
                 registry.set_alias(model, "champion", version, expected=champion)
@@ -152,13 +217,18 @@ class Executor:
             raise ActionError(f"unknown action {plan.action!r}")
         return after.model_dump(mode="json")
 
-    def _retrain(self, incident: Incident, plan: ActionPlan, key: str, diagnosis: Diagnosis) -> dict[str, Any]:
+    def _retrain(
+        self, incident: Incident, plan: ActionPlan, key: str, diagnosis: Diagnosis
+    ) -> dict[str, Any]:
         model = plan.target.model
         now = self.clock.now()
         hours = float(plan.parameters.get("window_hours") or 2)
         window = TimeWindow(start=now - timedelta(hours=hours), end=now)
         result = self.write.train.find_run(model, key) or self.write.train.retrain(
-            model, window=window, exclude=list(diagnosis.poisoned_windows), idempotency_key=key,
+            model,
+            window=window,
+            exclude=list(diagnosis.poisoned_windows),
+            idempotency_key=key,
             min_accuracy=float(plan.parameters.get("min_accuracy") or 0.0),
         )
         state: dict[str, Any] = {"retrain": result.model_dump(mode="json")}
@@ -176,7 +246,9 @@ class Executor:
             state["deployment"] = after.model_dump(mode="json")
         return state
 
-    def _already_applied(self, incident: Incident, plan: ActionPlan, key: str) -> tuple[bool, dict[str, Any]]:
+    def _already_applied(
+        self, incident: Incident, plan: ActionPlan, key: str
+    ) -> tuple[bool, dict[str, Any]]:
         """Read the backend's real state: did the interrupted action take effect?"""
         model = plan.target.model
         status = self.read.deploy.status(model)
@@ -185,30 +257,55 @@ class Executor:
         if plan.action is ActionType.ABORT_CANARY:
             return (status is not None and status.canary_version is None), state
         if plan.action in (ActionType.PROMOTE_CANARY, ActionType.ROLLBACK):
-            served = status is not None and status.stable_version == v and status.canary_version is None
+            served = (
+                status is not None and status.stable_version == v and status.canary_version is None
+            )
             champion = _alias(self.read, model, "champion")
             return served and champion == v, {**state, "champion": champion}
         if plan.action is ActionType.SET_CANARY_WEIGHT:
-            return (status is not None and status.canary_weight == plan.parameters.get("weight")), state
+            return (
+                status is not None and status.canary_weight == plan.parameters.get("weight")
+            ), state
         if plan.action is ActionType.RETRAIN:
             run = self.write.train.find_run(model, key)
             if run is None:
                 return False, state
             deployed = status is not None and status.canary_version == run.version
-            return deployed or not run.validation_passed, {**state, "retrain": run.model_dump(mode="json")}
+            return deployed or not run.validation_passed, {
+                **state,
+                "retrain": run.model_dump(mode="json"),
+            }
         # escalate pages idempotently and no_action changes nothing: safe to run again.
         return False, state
 
     def _finish(
-        self, incident: Incident, plan: ActionPlan, key: str, status: OutcomeStatus, detail: str, state: dict[str, Any]
+        self,
+        incident: Incident,
+        plan: ActionPlan,
+        key: str,
+        status: OutcomeStatus,
+        detail: str,
+        state: dict[str, Any],
     ) -> ActionOutcome:
         outcome = ActionOutcome(
-            idempotency_key=key, action=plan.action, status=status, detail=detail, state=state, at=self.clock.now()
+            idempotency_key=key,
+            action=plan.action,
+            status=status,
+            detail=detail,
+            state=state,
+            at=self.clock.now(),
         )
         self.recorder.record(
-            AuditKind.ACTION_OUTCOME, incident_id=incident.id, actor=ACTOR,
-            data={"idempotency_key": key, "action": plan.action.value, "model": plan.target.model,
-                  "environment": plan.target.environment, "outcome": outcome.model_dump(mode="json")},
+            AuditKind.ACTION_OUTCOME,
+            incident_id=incident.id,
+            actor=ACTOR,
+            data={
+                "idempotency_key": key,
+                "action": plan.action.value,
+                "model": plan.target.model,
+                "environment": plan.target.environment,
+                "outcome": outcome.model_dump(mode="json"),
+            },
         )
         return outcome
 

@@ -19,14 +19,23 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
         IncidentState, context_schema=SupervisorContext
     )
     for name, fn in [
-        ("triage", n.triage), ("investigate", n.investigate), ("diagnose", n.diagnose),
-        ("propose", n.propose), ("guard", n.guard), ("request_approval", n.request_approval),
-        ("await_approval", n.await_approval), ("act", n.act), ("verify", n.verify),
-        ("escalate", n.escalate), ("report", n.report),
+        ("triage", n.triage),
+        ("investigate", n.investigate),
+        ("diagnose", n.diagnose),
+        ("propose", n.propose),
+        ("guard", n.guard),
+        ("request_approval", n.request_approval),
+        ("await_approval", n.await_approval),
+        ("act", n.act),
+        ("verify", n.verify),
+        ("escalate", n.escalate),
+        ("report", n.report),
     ]:
-        g.add_node(name, fn)  # type: ignore[call-overload]
+        g.add_node(name, fn)
     g.add_edge(START, "triage")
-    g.add_conditional_edges("triage", lambda s: END if s["status"] == "closed" else "investigate", ["investigate", END])
+    g.add_conditional_edges(
+        "triage", lambda s: END if s["status"] == "closed" else "investigate", ["investigate", END]
+    )
     g.add_edge("investigate", "diagnose")
     g.add_edge("diagnose", "propose")
     g.add_edge("propose", "guard")

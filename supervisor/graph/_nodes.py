@@ -42,12 +42,21 @@ def _incident(state: IncidentState) -> Incident:
 
 def _session(ctx: SupervisorContext, incident: Incident, node: str) -> InvestigationSession:
     def on_result(result: ToolResult) -> None:
-        with ctx.recorder.span(f"tool.{result.tool}", incident_id=incident.id,
-                               attributes={"tool.status": result.status.value, "tool.call_id": result.call_id}):
-            ctx.recorder.record(AuditKind.TOOL_CALL, incident_id=incident.id, actor=node,
-                                data=result.model_dump(mode="json"))
+        with ctx.recorder.span(
+            f"tool.{result.tool}",
+            incident_id=incident.id,
+            attributes={"tool.status": result.status.value, "tool.call_id": result.call_id},
+        ):
+            ctx.recorder.record(
+                AuditKind.TOOL_CALL,
+                incident_id=incident.id,
+                actor=node,
+                data=result.model_dump(mode="json"),
+            )
 
-    return InvestigationSession(incident, ctx.tools, ctx.tool_ctx, ctx.config.limits, on_result=on_result)
+    return InvestigationSession(
+        incident, ctx.tools, ctx.tool_ctx, ctx.config.limits, on_result=on_result
+    )
 
 
 def triage(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
@@ -56,22 +65,40 @@ def triage(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     with ctx.recorder.span("node.triage", incident_id=inc.id):
         resolved = (state.get("signal") or {}).get("status") == "resolved"
         status = IncidentStatus.CLOSED if resolved else IncidentStatus.INVESTIGATING
-        ctx.recorder.record(AuditKind.INCIDENT_UPDATED, incident_id=inc.id, actor="triage",
-                            data={"status": status.value, "reason": "resolved before triage" if resolved else "triaged"})
+        ctx.recorder.record(
+            AuditKind.INCIDENT_UPDATED,
+            incident_id=inc.id,
+            actor="triage",
+            data={
+                "status": status.value,
+                "reason": "resolved before triage" if resolved else "triaged",
+            },
+        )
     return {"status": status.value}
 
 
 def investigate(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     """The reasoner chooses read-only tool calls, within the incident's bounds."""
     ctx, inc = runtime.context, _incident(state)
-    with ctx.recorder.span("node.investigate", incident_id=inc.id, attributes={"reasoner": ctx.reasoner.name}):
+    with ctx.recorder.span(
+        "node.investigate", incident_id=inc.id, attributes={"reasoner": ctx.reasoner.name}
+    ):
         session = _session(ctx, inc, "investigate")
         finding = ctx.reasoner.investigate(inc, session)
-        ctx.recorder.record(AuditKind.REASONER_STEP, incident_id=inc.id, actor=ctx.reasoner.name,
-                            data={"tool_calls": session.tool_calls, "candidate": finding.diagnosis.root_cause.value,
-                                  "playbook": finding.diagnosis.playbook})
-    return {"finding": finding.model_dump(mode="json"),
-            "tool_results": [r.model_dump(mode="json") for r in session.results]}
+        ctx.recorder.record(
+            AuditKind.REASONER_STEP,
+            incident_id=inc.id,
+            actor=ctx.reasoner.name,
+            data={
+                "tool_calls": session.tool_calls,
+                "candidate": finding.diagnosis.root_cause.value,
+                "playbook": finding.diagnosis.playbook,
+            },
+        )
+    return {
+        "finding": finding.model_dump(mode="json"),
+        "tool_results": [r.model_dump(mode="json") for r in session.results],
+    }
 
 
 def diagnose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
@@ -82,19 +109,20 @@ def diagnose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
         received = {r["call_id"] for r in state.get("tool_results", [])}
         cited = {e.call_id for e in finding.diagnosis.evidence}
         if not cited <= received:
-            finding = insufficient(f"the reasoner cited results it never received: {sorted(cited - received)}", [], _empty_session())
+            finding = insufficient(
+                f"the reasoner cited results it never received: {sorted(cited - received)}",
+                [],
+                [],
+            )
         span.set_attribute("diagnosis.root_cause", finding.diagnosis.root_cause.value)
         span.set_attribute("diagnosis.confidence", finding.diagnosis.confidence)
-        ctx.recorder.record(AuditKind.DIAGNOSIS, incident_id=inc.id, actor=finding.diagnosis.reasoner,
-                            data={"diagnosis": finding.diagnosis.model_dump(mode="json")})
+        ctx.recorder.record(
+            AuditKind.DIAGNOSIS,
+            incident_id=inc.id,
+            actor=finding.diagnosis.reasoner,
+            data={"diagnosis": finding.diagnosis.model_dump(mode="json")},
+        )
     return {"finding": finding.model_dump(mode="json")}
-
-
-def _empty_session() -> Any:
-    class _S:
-        results: list[ToolResult] = []
-
-    return _S()
 
 
 def propose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
@@ -103,10 +131,19 @@ def propose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     with ctx.recorder.span("node.propose", incident_id=inc.id) as span:
         finding = Finding.model_validate(state["finding"])
         results = [ToolResult.model_validate(r) for r in state.get("tool_results", [])]
-        plan = plan_action(inc, finding, ctx.watched(inc.model, inc.environment), ctx.tool_ctx.backends, results)
+        plan = plan_action(
+            inc, finding, ctx.watched(inc.model, inc.environment), ctx.tool_ctx.backends, results
+        )
         span.set_attribute("action.type", plan.action.value)
-        ctx.recorder.record(AuditKind.PROPOSAL, incident_id=inc.id, actor="propose",
-                            data={"idempotency_key": plan.idempotency_key(inc.id), "plan": plan.model_dump(mode="json")})
+        ctx.recorder.record(
+            AuditKind.PROPOSAL,
+            incident_id=inc.id,
+            actor="propose",
+            data={
+                "idempotency_key": plan.idempotency_key(inc.id),
+                "plan": plan.model_dump(mode="json"),
+            },
+        )
     return {"plan": plan.model_dump(mode="json")}
 
 
@@ -120,9 +157,16 @@ def guard(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
         decision = ctx.guard.decide(plan, diagnosis, results, ctx.history)
         span.set_attribute("guard.verdict", decision.verdict.value)
         span.set_attribute("guard.rules", ",".join(decision.rule_ids))
-        ctx.recorder.record(AuditKind.DECISION, incident_id=inc.id, actor="guard",
-                            data={"idempotency_key": plan.idempotency_key(inc.id), "decision": decision.model_dump(mode="json"),
-                                  "evidence": [e.call_id for e in diagnosis.evidence]})
+        ctx.recorder.record(
+            AuditKind.DECISION,
+            incident_id=inc.id,
+            actor="guard",
+            data={
+                "idempotency_key": plan.idempotency_key(inc.id),
+                "decision": decision.model_dump(mode="json"),
+                "evidence": [e.call_id for e in diagnosis.evidence],
+            },
+        )
     return {"decision": decision.model_dump(mode="json")}
 
 
@@ -142,10 +186,17 @@ def request_approval(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     key = ActionPlan.model_validate(state["plan"]).idempotency_key(inc.id)
     deadline = approval_deadline(decision)
     with ctx.recorder.span("node.request_approval", incident_id=inc.id):
-        ctx.recorder.record(AuditKind.APPROVAL_REQUESTED, incident_id=inc.id, actor="guard",
-                            data={"idempotency_key": key, "approvers": decision.approvers,
-                                  "groups": decision.approver_groups,
-                                  "deadline": None if deadline is None else deadline.isoformat()})
+        ctx.recorder.record(
+            AuditKind.APPROVAL_REQUESTED,
+            incident_id=inc.id,
+            actor="guard",
+            data={
+                "idempotency_key": key,
+                "approvers": decision.approvers,
+                "groups": decision.approver_groups,
+                "deadline": None if deadline is None else deadline.isoformat(),
+            },
+        )
     return {"status": IncidentStatus.AWAITING_APPROVAL.value}
 
 
@@ -154,19 +205,42 @@ def await_approval(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     ctx, inc = runtime.context, _incident(state)
     decision = PolicyDecision.model_validate(state["decision"])
     plan = ActionPlan.model_validate(state["plan"])
-    answer = interrupt({"incident_id": inc.id, "action": plan.action.value, "approvers": decision.approvers,
-                        "deadline": (d.isoformat() if (d := approval_deadline(decision)) else None)})
+    answer = interrupt(
+        {
+            "incident_id": inc.id,
+            "action": plan.action.value,
+            "approvers": decision.approvers,
+            "deadline": (d.isoformat() if (d := approval_deadline(decision)) else None),
+        }
+    )
     approval = Approval.model_validate(answer)
     deadline = approval_deadline(decision)
     if approval.decision == "approved" and deadline is not None and approval.at > deadline:
-        approval = Approval(decision="timed_out", by="timeout", at=approval.at,
-                            comment=f"approval by {approval.by} arrived after the deadline {deadline.isoformat()}")
+        approval = Approval(
+            decision="timed_out",
+            by="timeout",
+            at=approval.at,
+            comment=f"approval by {approval.by} arrived after the deadline {deadline.isoformat()}",
+        )
     if approval.decision == "approved" and approval.by not in decision.approvers:
-        approval = Approval(decision="denied", by=approval.by, at=approval.at,
-                            comment=f"{approval.by} is not an approver for this action")
-    with ctx.recorder.span("node.await_approval", incident_id=inc.id, attributes={"approval": approval.decision}):
-        ctx.recorder.record(AuditKind.APPROVAL, incident_id=inc.id, actor=approval.by,
-                            data={"idempotency_key": plan.idempotency_key(inc.id), "approval": approval.model_dump(mode="json")})
+        approval = Approval(
+            decision="denied",
+            by=approval.by,
+            at=approval.at,
+            comment=f"{approval.by} is not an approver for this action",
+        )
+    with ctx.recorder.span(
+        "node.await_approval", incident_id=inc.id, attributes={"approval": approval.decision}
+    ):
+        ctx.recorder.record(
+            AuditKind.APPROVAL,
+            incident_id=inc.id,
+            actor=approval.by,
+            data={
+                "idempotency_key": plan.idempotency_key(inc.id),
+                "approval": approval.model_dump(mode="json"),
+            },
+        )
     return {"approval": approval.model_dump(mode="json")}
 
 
@@ -189,7 +263,10 @@ def route_act(state: IncidentState) -> str:
     outcome = ActionOutcome.model_validate(state["outcome"])
     if outcome.status is OutcomeStatus.FAILED:
         return "escalate"
-    if outcome.action in (ActionType.ESCALATE, ActionType.NO_ACTION) or outcome.status is OutcomeStatus.DRY_RUN:
+    if (
+        outcome.action in (ActionType.ESCALATE, ActionType.NO_ACTION)
+        or outcome.status is OutcomeStatus.DRY_RUN
+    ):
         return "report"
     return "verify"
 
@@ -202,7 +279,9 @@ def verify(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     ctx.clock.sleep(ctx.config.timing.verify_settle_seconds)
     with ctx.recorder.span("node.verify", incident_id=inc.id) as span:
         watched = ctx.watched(inc.model, inc.environment)
-        threshold = next((s.threshold for s in watched.signals if s.metric is MetricName.ERROR_RATE), 0.05)
+        threshold = next(
+            (s.threshold for s in watched.signals if s.metric is MetricName.ERROR_RATE), 0.05
+        )
         result = verify_action(plan, outcome, _session(ctx, inc, "verify"), threshold)
         span.set_attribute("verify.passed", result["passed"])
         ctx.recorder.record(AuditKind.VERIFICATION, incident_id=inc.id, actor="verify", data=result)
@@ -224,15 +303,31 @@ def escalate(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     elif state.get("outcome") and state["outcome"]["status"] == OutcomeStatus.FAILED.value:
         reason = f"the action failed: {state['outcome']['detail']}"
     elif state.get("approval") and state["approval"]["decision"] != "approved":
-        reason = f"approval {state['approval']['decision']} ({state['approval'].get('comment') or state['approval']['by']})"
+        approval = state["approval"]
+        reason = f"approval {approval['decision']} ({approval.get('comment') or approval['by']})"
     else:
-        reason = f"the guard denied {state['plan']['action']}: {'; '.join(state['decision']['reasons'])}"
-    owner = watched.data_owner if diag.get("root_cause") == RootCause.UPSTREAM_DATA_DEFECT.value and watched.data_owner else watched.owner
+        reason = (
+            f"the guard denied {state['plan']['action']}: {'; '.join(state['decision']['reasons'])}"
+        )
+    owner = (
+        watched.data_owner
+        if diag.get("root_cause") == RootCause.UPSTREAM_DATA_DEFECT.value and watched.data_owner
+        else watched.owner
+    )
     with ctx.recorder.span("node.escalate", incident_id=inc.id):
-        page_id = ctx.executor.write.notifier.page(owner, inc.id, f"{inc.model}: {reason}", at=ctx.clock.now())
-        ctx.recorder.record(AuditKind.ESCALATION, incident_id=inc.id, actor="escalate",
-                            data={"owner": owner, "reason": reason, "page_id": page_id})
-    return {"escalation": {"owner": owner, "reason": reason}, "status": IncidentStatus.ESCALATED.value}
+        page_id = ctx.executor.write.notifier.page(
+            owner, inc.id, f"{inc.model}: {reason}", at=ctx.clock.now()
+        )
+        ctx.recorder.record(
+            AuditKind.ESCALATION,
+            incident_id=inc.id,
+            actor="escalate",
+            data={"owner": owner, "reason": reason, "page_id": page_id},
+        )
+    return {
+        "escalation": {"owner": owner, "reason": reason},
+        "status": IncidentStatus.ESCALATED.value,
+    }
 
 
 def report(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
@@ -241,12 +336,20 @@ def report(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     status = state.get("status", IncidentStatus.OPEN.value)
     if status in (IncidentStatus.ACTING.value, IncidentStatus.INVESTIGATING.value):
         plan_action_type = (state.get("plan") or {}).get("action")
-        status = (IncidentStatus.ESCALATED if plan_action_type == ActionType.ESCALATE.value else IncidentStatus.CLOSED).value
+        status = (
+            IncidentStatus.ESCALATED
+            if plan_action_type == ActionType.ESCALATE.value
+            else IncidentStatus.CLOSED
+        ).value
     final: IncidentState = {**state, "status": status}
     with ctx.recorder.span("node.report", incident_id=inc.id):
         ctx.reports_dir.mkdir(parents=True, exist_ok=True)
         path = ctx.reports_dir / f"{inc.id}.md"
         path.write_text(render_report(final), encoding="utf-8")
-        ctx.recorder.record(AuditKind.REPORT, incident_id=inc.id, actor="report",
-                            data={"path": str(path), "status": status})
+        ctx.recorder.record(
+            AuditKind.REPORT,
+            incident_id=inc.id,
+            actor="report",
+            data={"path": str(path), "status": status},
+        )
     return {"report_path": str(path), "status": status}

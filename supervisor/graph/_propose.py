@@ -18,18 +18,30 @@ from supervisor.reasoners import Finding
 from tools import ReadBackends
 
 _UNDO: dict[ActionType, tuple[str, ActionType | None]] = {
-    ActionType.RETRAIN: ("abort the new version's canary; the stable version keeps serving", ActionType.ABORT_CANARY),
+    ActionType.RETRAIN: (
+        "abort the new version's canary; the stable version keeps serving",
+        ActionType.ABORT_CANARY,
+    ),
     ActionType.ROLLBACK: ("roll forward: serve the replaced version again", ActionType.ROLLBACK),
     ActionType.PROMOTE_CANARY: ("roll back to the previous champion", ActionType.ROLLBACK),
-    ActionType.ABORT_CANARY: ("redeploy the version as a canary once it is fixed", ActionType.SET_CANARY_WEIGHT),
-    ActionType.SET_CANARY_WEIGHT: ("set the canary weight back to its previous value", ActionType.SET_CANARY_WEIGHT),
+    ActionType.ABORT_CANARY: (
+        "redeploy the version as a canary once it is fixed",
+        ActionType.SET_CANARY_WEIGHT,
+    ),
+    ActionType.SET_CANARY_WEIGHT: (
+        "set the canary weight back to its previous value",
+        ActionType.SET_CANARY_WEIGHT,
+    ),
     ActionType.ESCALATE: ("nothing to undo: a person was paged", None),
     ActionType.NO_ACTION: ("nothing to undo", None),
 }
 
 
 def plan_action(
-    incident: Incident, finding: Finding, watched: WatchedModel, read: ReadBackends,
+    incident: Incident,
+    finding: Finding,
+    watched: WatchedModel,
+    read: ReadBackends,
     results: Sequence[ToolResult] = (),
 ) -> ActionPlan:
     """Fill in the target version, parameters, expected effect and undo of the recommendation."""
@@ -41,11 +53,16 @@ def plan_action(
     if action is ActionType.ABORT_CANARY:
         if status is not None and status.canary_version is not None:
             version = status.canary_version
-            effect = f"all traffic back on stable version {status.stable_version}; canary {version} removed"
+            effect = (
+                f"all traffic back on stable version {status.stable_version}; "
+                f"canary {version} removed"
+            )
         else:  # the bad version is fully deployed: roll it back instead
             action = ActionType.ROLLBACK
     if action is ActionType.ROLLBACK:
-        version = _previous_validated(read, incident.model, None if status is None else status.stable_version)
+        version = _previous_validated(
+            read, incident.model, None if status is None else status.stable_version
+        )
         effect = f"version {version} serves all traffic again"
     elif action is ActionType.PROMOTE_CANARY:
         version = None if status is None else status.canary_version
@@ -57,7 +74,8 @@ def plan_action(
         params.setdefault("min_accuracy", _retrain_bar(watched, results))
         params.setdefault("canary_weight", 10)
         effect = (
-            f"a new version trained on the last {params.get('window_hours')} h, validated at accuracy >= "
+            f"a new version trained on the last {params.get('window_hours')} h, "
+            "validated at accuracy >= "
             f"{params['min_accuracy']}, serving {params['canary_weight']}% of traffic as a canary"
         )
     elif action is ActionType.ESCALATE:
@@ -76,7 +94,9 @@ def plan_action(
     undo, undo_action = _UNDO[action]
     return ActionPlan(
         action=action,
-        target=ActionTarget(model=incident.model, environment=incident.environment, version=version),
+        target=ActionTarget(
+            model=incident.model, environment=incident.environment, version=version
+        ),
         parameters=params,
         expected_effect=effect,
         undo=undo,

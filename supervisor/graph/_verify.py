@@ -8,30 +8,64 @@ from supervisor.domain import ActionOutcome, ActionPlan, ActionType, MetricName,
 from supervisor.reasoners import InvestigationSession
 
 
-def verify_action(plan: ActionPlan, outcome: ActionOutcome, session: InvestigationSession, error_threshold: float) -> dict[str, Any]:
+def verify_action(
+    plan: ActionPlan, outcome: ActionOutcome, session: InvestigationSession, error_threshold: float
+) -> dict[str, Any]:
     """Postconditions per action type; ``passed`` is False when the symptom remains."""
     checks: list[dict[str, Any]] = []
 
     def check(name: str, ok: bool, result: ToolResult | None, detail: str) -> None:
-        checks.append({"check": name, "passed": ok, "call_id": None if result is None else result.call_id, "detail": detail})
+        checks.append(
+            {
+                "check": name,
+                "passed": ok,
+                "call_id": None if result is None else result.call_id,
+                "detail": detail,
+            }
+        )
 
     status = session.call("get_deployment_status")
     dep = status.data if status.ok else {}
     v = plan.target.version
     if plan.action is ActionType.ABORT_CANARY:
-        check("canary removed", status.ok and dep.get("canary_version") is None, status, f"canary is {dep.get('canary_version')!r}")
+        check(
+            "canary removed",
+            status.ok and dep.get("canary_version") is None,
+            status,
+            f"canary is {dep.get('canary_version')!r}",
+        )
     elif plan.action in (ActionType.ROLLBACK, ActionType.PROMOTE_CANARY):
-        check("target serves", status.ok and dep.get("stable_version") == v, status, f"stable is {dep.get('stable_version')!r}, wanted {v!r}")
+        check(
+            "target serves",
+            status.ok and dep.get("stable_version") == v,
+            status,
+            f"stable is {dep.get('stable_version')!r}, wanted {v!r}",
+        )
     elif plan.action is ActionType.SET_CANARY_WEIGHT:
         w = plan.parameters.get("weight")
-        check("weight set", status.ok and dep.get("canary_weight") == w, status, f"weight is {dep.get('canary_weight')!r}, wanted {w!r}")
+        check(
+            "weight set",
+            status.ok and dep.get("canary_weight") == w,
+            status,
+            f"weight is {dep.get('canary_weight')!r}, wanted {w!r}",
+        )
     elif plan.action is ActionType.RETRAIN:
         new = (outcome.state.get("retrain") or {}).get("version")
-        check("new version canaried", status.ok and new is not None and dep.get("canary_version") == new, status,
-              f"canary is {dep.get('canary_version')!r}, retrained version {new!r}")
+        check(
+            "new version canaried",
+            status.ok and new is not None and dep.get("canary_version") == new,
+            status,
+            f"canary is {dep.get('canary_version')!r}, retrained version {new!r}",
+        )
     if plan.action in (ActionType.ABORT_CANARY, ActionType.ROLLBACK, ActionType.PROMOTE_CANARY):
-        err = session.call("get_metric", {"metric": MetricName.ERROR_RATE.value, "window_minutes": 5})
+        err = session.call(
+            "get_metric", {"metric": MetricName.ERROR_RATE.value, "window_minutes": 5}
+        )
         value = err.data.get("value") if err.ok else None
-        check("error rate back under threshold", value is not None and value < error_threshold, err,
-              f"error rate {value!r} (threshold {error_threshold}); no data counts as failed")
+        check(
+            "error rate back under threshold",
+            value is not None and value < error_threshold,
+            err,
+            f"error rate {value!r} (threshold {error_threshold}); no data counts as failed",
+        )
     return {"passed": all(c["passed"] for c in checks), "checks": checks}

@@ -51,41 +51,83 @@ class Checker:
         canary = status.data.get("canary_version") if status.ok else None
         throughput = self._call(m, "get_metric", {"metric": "throughput", "window_minutes": 15})
         if throughput.status.value == "no_data":
-            return [self._signal(m, Symptom.NO_DATA, now, None, "no throughput reported in 15 minutes")]
+            return [
+                self._signal(m, Symptom.NO_DATA, now, None, "no throughput reported in 15 minutes")
+            ]
         for s in m.signals:
-            r = self._call(m, "get_metric", {"metric": s.metric.value, "window_minutes": s.window_minutes})
+            r = self._call(
+                m, "get_metric", {"metric": s.metric.value, "window_minutes": s.window_minutes}
+            )
             if not r.ok:
                 continue
             value = float(r.data["value"])
             breached = value > s.threshold if s.op == ">" else value < s.threshold
             if breached:
-                signals.append(self._signal(m, _METRIC_SYMPTOM[s.metric], now, value,
-                                            f"{s.metric.value} {value:.4g} {s.op} {s.threshold}"))
+                signals.append(
+                    self._signal(
+                        m,
+                        _METRIC_SYMPTOM[s.metric],
+                        now,
+                        value,
+                        f"{s.metric.value} {value:.4g} {s.op} {s.threshold}",
+                    )
+                )
         if signals:
             return signals[:1]
         if canary is not None:
             timeline = self._call(m, "get_change_timeline", {"hours": 24})
-            started = [e for e in timeline.data.get("events", []) if e["kind"] == "canary_started" and e["version"] == canary]
+            started = [
+                e
+                for e in timeline.data.get("events", [])
+                if e["kind"] == "canary_started" and e["version"] == canary
+            ]
             if started:
                 age = now - datetime.fromisoformat(started[-1]["at"])
                 if age >= timedelta(minutes=self.config.timing.canary_analysis_minutes):
-                    return [self._signal(m, Symptom.CANARY_ANALYSIS, now, None, f"canary {canary} due for analysis")]
+                    return [
+                        self._signal(
+                            m,
+                            Symptom.CANARY_ANALYSIS,
+                            now,
+                            None,
+                            f"canary {canary} due for analysis",
+                        )
+                    ]
             return []  # drift is judged once the canary is settled
         last = self._last_drift.get(m.name)
         if last is None or now - last >= timedelta(minutes=m.drift.interval_minutes):
             self._last_drift[m.name] = now
             d = self._call(m, "get_drift_report", {"window_minutes": m.drift.window_minutes})
-            if d.ok and (d.data["drift_share"] >= m.drift.drift_share_threshold or d.data["defect_count"] > 0):
-                signals.append(self._signal(m, Symptom.DATA_DRIFT, now, float(d.data["drift_share"]),
-                                            f"drift share {d.data['drift_share']}, {d.data['defect_count']} defect(s)"))
+            if d.ok and (
+                d.data["drift_share"] >= m.drift.drift_share_threshold or d.data["defect_count"] > 0
+            ):
+                signals.append(
+                    self._signal(
+                        m,
+                        Symptom.DATA_DRIFT,
+                        now,
+                        float(d.data["drift_share"]),
+                        f"drift share {d.data['drift_share']}, {d.data['defect_count']} defect(s)",
+                    )
+                )
         return signals
 
     def _call(self, m: WatchedModel, tool: str, args: dict[str, object]):  # type: ignore[no-untyped-def]
-        return self.tools.call(self.tool_ctx, tool, {"model": m.name, **args}, call_id=f"check-{next(self._ids)}")
+        return self.tools.call(
+            self.tool_ctx, tool, {"model": m.name, **args}, call_id=f"check-{next(self._ids)}"
+        )
 
-    def _signal(self, m: WatchedModel, symptom: Symptom, now: datetime, value: float | None, summary: str) -> Signal:
+    def _signal(
+        self, m: WatchedModel, symptom: Symptom, now: datetime, value: float | None, summary: str
+    ) -> Signal:
         return Signal(
-            id=f"sig-{now:%Y%m%d%H%M}-{m.name}-{symptom.value}", kind=SignalKind.CHECK, source="scheduler",
-            model=m.name, environment=m.environment, symptom=symptom, observed_at=now, value=value,
+            id=f"sig-{now:%Y%m%d%H%M}-{m.name}-{symptom.value}",
+            kind=SignalKind.CHECK,
+            source="scheduler",
+            model=m.name,
+            environment=m.environment,
+            symptom=symptom,
+            observed_at=now,
+            value=value,
             annotations={"summary": summary},
         )

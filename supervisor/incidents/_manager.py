@@ -26,8 +26,14 @@ ENDED = {IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOS
 class IncidentManager:
     """Deduplicates signals into incidents and keeps the incident index."""
 
-    def __init__(self, path: Path, recorder: Recorder, clock: Clock, config: SupervisorConfig,
-                 cooldown: timedelta = timedelta(hours=2)) -> None:
+    def __init__(
+        self,
+        path: Path,
+        recorder: Recorder,
+        clock: Clock,
+        config: SupervisorConfig,
+        cooldown: timedelta = timedelta(hours=2),
+    ) -> None:
         self.path = path
         self.recorder = recorder
         self.clock = clock
@@ -50,39 +56,64 @@ class IncidentManager:
 
     def open_for(self, model: str, environment: str) -> list[Incident]:
         """Open incidents of one model (any symptom)."""
-        return [i for i in self.all() if i.model == model and i.environment == environment and i.status not in ENDED]
+        return [
+            i
+            for i in self.all()
+            if i.model == model and i.environment == environment and i.status not in ENDED
+        ]
 
     def ingest(self, signal: Signal) -> tuple[Incident | None, bool]:
         """Record the signal; return its incident and whether it is new (a thread must start)."""
         with self._lock:
             watched = self.config.model_for(signal.model, signal.environment)
-            base = {"signal": signal.model_dump(mode="json")}
+            base: dict[str, object] = {"signal": signal.model_dump(mode="json")}
             if watched is None:
-                self.recorder.record(AuditKind.SIGNAL, incident_id=None, actor=signal.source,
-                                     data={**base, "disposition": "ignored: model not in the watch config"})
+                self.recorder.record(
+                    AuditKind.SIGNAL,
+                    incident_id=None,
+                    actor=signal.source,
+                    data={**base, "disposition": "ignored: model not in the watch config"},
+                )
                 return None, False
             existing = self._match(signal)
             if existing is not None:
                 return self._fold(existing, signal, base)
             if signal.status == "resolved":
-                self.recorder.record(AuditKind.SIGNAL, incident_id=None, actor=signal.source,
-                                     data={**base, "disposition": "ignored: resolved with no open incident"})
+                self.recorder.record(
+                    AuditKind.SIGNAL,
+                    incident_id=None,
+                    actor=signal.source,
+                    data={**base, "disposition": "ignored: resolved with no open incident"},
+                )
                 return None, False
             recent = self._recently_ended(signal)
             if recent is not None:
                 return self._fold(recent, signal, {**base, "cooldown": True})
             now = self.clock.now()
             inc = Incident(
-                id=f"inc-{len(self._incidents) + 1:04d}-{signal.model}", model=signal.model,
-                environment=signal.environment, symptom=signal.symptom, opened_at=now, updated_at=now,
-                signal_ids=[signal.id], fingerprints=[signal.fingerprint] if signal.fingerprint else [],
+                id=f"inc-{len(self._incidents) + 1:04d}-{signal.model}",
+                model=signal.model,
+                environment=signal.environment,
+                symptom=signal.symptom,
+                opened_at=now,
+                updated_at=now,
+                signal_ids=[signal.id],
+                fingerprints=[signal.fingerprint] if signal.fingerprint else [],
                 group_keys=[signal.group_key] if signal.group_key else [],
             )
             self._incidents[inc.id] = inc
-            self.recorder.record(AuditKind.SIGNAL, incident_id=inc.id, actor=signal.source,
-                                 data={**base, "disposition": "opened"})
-            self.recorder.record(AuditKind.INCIDENT_OPENED, incident_id=inc.id, actor="incident-manager",
-                                 data={"incident": inc.model_dump(mode="json")})
+            self.recorder.record(
+                AuditKind.SIGNAL,
+                incident_id=inc.id,
+                actor=signal.source,
+                data={**base, "disposition": "opened"},
+            )
+            self.recorder.record(
+                AuditKind.INCIDENT_OPENED,
+                incident_id=inc.id,
+                actor="incident-manager",
+                data={"incident": inc.model_dump(mode="json")},
+            )
             self._save()
             return inc.model_copy(), True
 
@@ -91,7 +122,9 @@ class IncidentManager:
             inc = self._incidents[incident_id]
             if inc.status is status:
                 return
-            self._incidents[incident_id] = inc.model_copy(update={"status": status, "updated_at": self.clock.now()})
+            self._incidents[incident_id] = inc.model_copy(
+                update={"status": status, "updated_at": self.clock.now()}
+            )
             self._save()
 
     def _match(self, signal: Signal) -> Incident | None:
@@ -100,7 +133,11 @@ class IncidentManager:
                 continue
             if signal.fingerprint and signal.fingerprint in inc.fingerprints:
                 return inc
-            if signal.group_key and signal.group_key in inc.group_keys and inc.symptom is signal.symptom:
+            if (
+                signal.group_key
+                and signal.group_key in inc.group_keys
+                and inc.symptom is signal.symptom
+            ):
                 return inc
             if inc.dedup_key == signal.dedup_key:
                 return inc
@@ -109,12 +146,21 @@ class IncidentManager:
     def _recently_ended(self, signal: Signal) -> Incident | None:
         now = self.clock.now()
         for inc in reversed(list(self._incidents.values())):
-            if inc.dedup_key == signal.dedup_key and inc.status in ENDED and now - inc.updated_at < self.cooldown:
+            if (
+                inc.dedup_key == signal.dedup_key
+                and inc.status in ENDED
+                and now - inc.updated_at < self.cooldown
+            ):
                 return inc
         return None
 
-    def _fold(self, inc: Incident, signal: Signal, base: dict[str, object]) -> tuple[Incident, bool]:
-        update: dict[str, object] = {"signal_ids": [*inc.signal_ids, signal.id], "updated_at": self.clock.now()}
+    def _fold(
+        self, inc: Incident, signal: Signal, base: dict[str, object]
+    ) -> tuple[Incident, bool]:
+        update: dict[str, object] = {
+            "signal_ids": [*inc.signal_ids, signal.id],
+            "updated_at": self.clock.now(),
+        }
         if signal.fingerprint and signal.fingerprint not in inc.fingerprints:
             update["fingerprints"] = [*inc.fingerprints, signal.fingerprint]
         if signal.group_key and signal.group_key not in inc.group_keys:
@@ -127,12 +173,19 @@ class IncidentManager:
             disposition = "suppressed: same symptom within the cooldown after the last incident"
         new = inc.model_copy(update=update)
         self._incidents[inc.id] = new
-        self.recorder.record(AuditKind.SIGNAL, incident_id=inc.id, actor=signal.source,
-                             data={**{k: v for k, v in base.items() if k != "cooldown"}, "disposition": disposition})
+        self.recorder.record(
+            AuditKind.SIGNAL,
+            incident_id=inc.id,
+            actor=signal.source,
+            data={**{k: v for k, v in base.items() if k != "cooldown"}, "disposition": disposition},
+        )
         self._save()
         return new.model_copy(), False
 
     def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([i.model_dump(mode="json") for i in self._incidents.values()], indent=1), encoding="utf-8")
+        tmp.write_text(
+            json.dumps([i.model_dump(mode="json") for i in self._incidents.values()], indent=1),
+            encoding="utf-8",
+        )
         os.replace(tmp, self.path)

@@ -1,5 +1,6 @@
 """Playbooks: YAML files naming, per root cause, the checks that confirm or rule it out and the
-action it recommends. Validated by these models; their JSON Schema is ``schemas/playbook.schema.json``.
+action it recommends. Validated by these models; the JSON Schema is generated from them
+(``schemas/playbook.schema.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ class Check(_Strict):
     """One tool call and one predicate on a field of its result."""
 
     id: str = Field(description="Unique within the playbook.")
-    tool: str = Field(description="Read-only tool to call; the incident's model is passed as `model`.")
+    tool: str = Field(
+        description="Read-only tool to call; the incident's model is passed as `model`."
+    )
     args: dict[str, JsonScalar] = Field(default_factory=dict, description="Extra tool arguments.")
     field: str = Field(description="Dotted path into the result data, e.g. `ratio.error_rate`.")
     op: Op
@@ -57,10 +60,18 @@ class Playbook(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Unique playbook id.")
     root_cause: RootCause
     title: str
-    priority: int = Field(description="Higher is tried first; specific causes outrank general ones.")
-    symptoms: list[str] = Field(default_factory=list, description="Symptoms it applies to; empty: all.")
-    base_confidence: float = Field(ge=0, le=1, description="Confidence when every confirm check passes.")
-    support_bonus: float = Field(default=0.04, ge=0, le=0.2, description="Added per passing support check.")
+    priority: int = Field(
+        description="Higher is tried first; specific causes outrank general ones."
+    )
+    symptoms: list[str] = Field(
+        default_factory=list, description="Symptoms it applies to; empty: all."
+    )
+    base_confidence: float = Field(
+        ge=0, le=1, description="Confidence when every confirm check passes."
+    )
+    support_bonus: float = Field(
+        default=0.04, ge=0, le=0.2, description="Added per passing support check."
+    )
     checks: list[Check] = Field(min_length=1)
     action: RecommendedAction
 
@@ -98,7 +109,8 @@ def load_playbooks(directory: Path, known_tools: set[str] | None = None) -> Play
         for c in b.checks:
             if known_tools is not None and c.tool not in known_tools:
                 raise ConfigError(
-                    f"{f}: checks.{c.id}.tool: unknown tool {c.tool!r}; use one of {sorted(known_tools)}"
+                    f"{f}: checks.{c.id}.tool: unknown tool {c.tool!r}; "
+                    f"use one of {sorted(known_tools)}"
                 )
     books.sort(key=lambda b: (-b.priority, b.id))
     return PlaybookSet(playbooks=books)

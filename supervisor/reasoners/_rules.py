@@ -10,7 +10,8 @@ a pass: if no playbook matches and some were undecided, the diagnosis is insuffi
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,13 +51,28 @@ class CheckResult:
 
     def sentence(self) -> str:
         shown = self.value if self.value is not None else self.result.status.value
-        text = self.check.finding.replace("{value}", _fmt(shown))
+        text = _FIELD.sub(
+            lambda m: _fmt(field_value(self.result.data, m.group(1))), self.check.finding
+        )
+        text = text.replace("{value}", _fmt(shown))
+        if not self.result.ok:
+            why = self.result.message or "no answer"
+            return (
+                f"{self.check.id}: {self.result.tool} returned {self.result.status.value} ({why})"
+            )
         if self.outcome == "unknown":
-            return f"{self.check.id}: undecided ({self.result.status.value}: {self.result.message or 'field missing'})"
+            why = self.result.message or "field missing"
+            return f"{self.check.id}: undecided ({self.result.status.value}: {why})"
         return text if self.outcome == "pass" else f"not so: {text} (observed {_fmt(shown)})"
 
 
+#: ``{some.path}`` in a finding is replaced by that field of the tool result.
+_FIELD = re.compile(r"\{(?!value\})([a-z_][a-z0-9_.]*)\}")
+
+
 def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return "; ".join(_fmt(x) for x in v) or "none"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -91,7 +107,10 @@ def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookV
     any_checks = [c for c in playbook.checks if c.role == "confirm_any"]
     any_passed = False
     # rule_out and confirm checks first: they can end the playbook early.
-    ordered = sorted(playbook.checks, key=lambda c: {"confirm": 0, "rule_out": 1, "confirm_any": 2, "support": 3}[c.role])
+    ordered = sorted(
+        playbook.checks,
+        key=lambda c: {"confirm": 0, "rule_out": 1, "confirm_any": 2, "support": 3}[c.role],
+    )
     for check in ordered:
         if check.role == "confirm_any" and any_passed:
             continue
@@ -109,7 +128,9 @@ def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookV
     if any_checks and not any_passed:
         outcomes = [c.outcome for c in verdict.checks if c.check.role == "confirm_any"]
         verdict.undecided = "unknown" in outcomes
-        verdict.reason = "none of: " + "; ".join(c.sentence() for c in verdict.checks if c.check.role == "confirm_any")
+        verdict.reason = "none of: " + "; ".join(
+            c.sentence() for c in verdict.checks if c.check.role == "confirm_any"
+        )
         return verdict
     verdict.matched = True
     return verdict
@@ -126,41 +147,64 @@ class RulesReasoner:
     def investigate(self, incident: Incident, session: InvestigationSession) -> Finding:
         verdicts: list[PlaybookVerdict] = []
         try:
+            # Every applicable playbook is run, so the report can say why each look-alike was
+            # ruled out; the highest-priority match wins.
             for pb in self.playbooks.for_symptom(incident.symptom.value):
-                v = run_playbook(pb, session)
-                verdicts.append(v)
-                if v.matched:
-                    return self._finding(v, verdicts, session)
+                verdicts.append(run_playbook(pb, session))
         except BudgetExceeded as err:
-            return insufficient(f"investigation stopped: {err}", verdicts, session)
+            return insufficient(f"investigation stopped: {err}", verdicts, session.results)
+        matched = [v for v in verdicts if v.matched]
+        if matched:
+            winner = matched[0]
+            for other in matched[1:]:
+                other.reason = (
+                    f"also consistent, but outranked by the more specific {winner.playbook.id!r} "
+                    f"(priority {winner.playbook.priority} > {other.playbook.priority})"
+                )
+            return self._finding(winner, verdicts, session)
         undecided = [v.playbook.id for v in verdicts if v.undecided]
         why = (
-            f"evidence missing for {undecided}" if undecided else "no playbook explains the evidence"
+            f"evidence missing for {undecided}"
+            if undecided
+            else "no playbook explains the evidence"
         )
-        return insufficient(why, verdicts, session)
+        return insufficient(why, verdicts, session.results)
 
     def _finding(
         self, match: PlaybookVerdict, verdicts: list[PlaybookVerdict], session: InvestigationSession
     ) -> Finding:
         pb = match.playbook
-        passed_support = [c for c in match.checks if c.check.role == "support" and c.outcome == "pass"]
+        passed_support = [
+            c for c in match.checks if c.check.role == "support" and c.outcome == "pass"
+        ]
         confidence = min(0.99, pb.base_confidence + pb.support_bonus * len(passed_support))
         evidence = [
-            Evidence(call_id=c.result.call_id, tool=c.result.tool, finding=c.sentence(), supports=c.outcome == "pass")
+            Evidence(
+                call_id=c.result.call_id,
+                tool=c.result.tool,
+                finding=c.sentence(),
+                supports=c.outcome == "pass",
+            )
             for c in match.checks
-            if c.outcome != "unknown" and (c.check.role != "rule_out")
+            if c.outcome != "unknown"
+            and (c.check.role != "rule_out")
             and not (c.check.role in ("confirm_any", "support") and c.outcome != "pass")
         ]
-        # rule_out checks that did not fire are evidence too: they are why look-alikes were excluded.
+        # rule_out checks that did not fire are evidence too: they exclude the look-alikes.
         evidence += [
-            Evidence(call_id=c.result.call_id, tool=c.result.tool, finding=f"checked: {c.sentence()}", supports=True)
+            Evidence(
+                call_id=c.result.call_id,
+                tool=c.result.tool,
+                finding=f"checked: {c.sentence()}",
+                supports=True,
+            )
             for c in match.checks
             if c.check.role == "rule_out" and c.outcome == "fail"
         ]
         diagnosis = Diagnosis(
             root_cause=pb.root_cause,
             confidence=round(confidence, 3),
-            summary=f"{pb.title}. " + " ".join(e.finding for e in evidence if e.supports) + ".",
+            summary=f"{pb.title}: " + "; ".join(e.finding for e in evidence if e.supports) + ".",
             evidence=evidence,
             ruled_out=_ruled_out(v for v in verdicts if v is not match),
             playbook=pb.id,
@@ -191,11 +235,18 @@ def _ruled_out(verdicts: Any) -> list[RuledOut]:
     return out
 
 
-def insufficient(why: str, verdicts: list[PlaybookVerdict], session: InvestigationSession) -> Finding:
+def insufficient(
+    why: str, verdicts: list[PlaybookVerdict], results: Sequence[ToolResult]
+) -> Finding:
     """The honest answer when the evidence does not settle it: escalate to a human."""
     evidence = [
-        Evidence(call_id=r.call_id, tool=r.tool, finding=f"{r.tool} returned {r.status.value}: {r.message}", supports=True)
-        for r in session.results
+        Evidence(
+            call_id=r.call_id,
+            tool=r.tool,
+            finding=f"{r.tool} returned {r.status.value}: {r.message}",
+            supports=True,
+        )
+        for r in results
         if r.status is not ToolStatus.OK
     ][:8]
     return Finding(

@@ -18,8 +18,10 @@ class AuditActionHistory:
 
     def count(self, action: ActionType, model: str, environment: str, since: datetime) -> int:
         n = 0
-        for rec in self.audit.find(AuditKind.ACTION_OUTCOME, where={"action": action.value, "model": model,
-                                                                     "environment": environment}):
+        for rec in self.audit.find(
+            AuditKind.ACTION_OUTCOME,
+            where={"action": action.value, "model": model, "environment": environment},
+        ):
             if rec.ts >= since and rec.data["outcome"]["status"] in _COUNTED:
                 n += 1
         return n

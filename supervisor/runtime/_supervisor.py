@@ -66,13 +66,21 @@ class Supervisor:
         tool_ctx = ToolContext(backends=read, clock=clock)
         playbooks = load_playbooks(config.playbooks_dir, known_tools=set(tools.names()))
         self.policy = load_policy(config.policy_file)
-        self.incidents = IncidentManager(self.state_dir / "incidents.json", self.recorder, clock, config)
+        self.incidents = IncidentManager(
+            self.state_dir / "incidents.json", self.recorder, clock, config
+        )
         self.checker = Checker(config, tools, tool_ctx)
         self.context = SupervisorContext(
-            config=config, clock=clock, tools=tools, tool_ctx=tool_ctx,
-            reasoner=reasoner or RulesReasoner(playbooks), guard=PolicyEngine(self.policy, clock),
-            history=AuditActionHistory(self.audit), executor=Executor(read, write, self.recorder, clock),
-            recorder=self.recorder, reports_dir=self.state_dir / "reports",
+            config=config,
+            clock=clock,
+            tools=tools,
+            tool_ctx=tool_ctx,
+            reasoner=reasoner or RulesReasoner(playbooks),
+            guard=PolicyEngine(self.policy, clock),
+            history=AuditActionHistory(self.audit),
+            executor=Executor(read, write, self.recorder, clock),
+            recorder=self.recorder,
+            reports_dir=self.state_dir / "reports",
         )
         self._db = sqlite3.connect(self.state_dir / "checkpoints.sqlite", check_same_thread=False)
         self.graph = build_graph(SqliteSaver(self._db))
@@ -83,14 +91,24 @@ class Supervisor:
         """Fold a signal into its incident; a new incident runs through the graph at once."""
         incident, is_new = self.incidents.ingest(signal)
         if incident is not None and is_new:
-            self._run(incident.id, {"incident": incident.model_dump(mode="json"), "signal": signal.model_dump(mode="json")})
+            self._run(
+                incident.id,
+                {
+                    "incident": incident.model_dump(mode="json"),
+                    "signal": signal.model_dump(mode="json"),
+                },
+            )
         return None if incident is None else self.incidents.get(incident.id)
 
     def tick(self) -> list[Incident]:
         """Run the scheduled checks once and handle what they find; expire stale approvals."""
         self.expire_approvals()
-        busy = {(i.model, i.environment) for i in self.incidents.all() if i.status not in {
-            IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOSED}}
+        busy = {
+            (i.model, i.environment)
+            for i in self.incidents.all()
+            if i.status
+            not in {IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOSED}
+        }
         touched = []
         for signal in self.checker.run(busy):
             inc = self.handle(signal)
@@ -107,7 +125,11 @@ class Supervisor:
                 continue
             state = self.state(inc.id)
             decision = PolicyDecision.model_validate(state["decision"])
-            out.append(PendingApproval(inc.id, decision.action.value, decision.approvers, approval_deadline(decision)))
+            out.append(
+                PendingApproval(
+                    inc.id, decision.action.value, decision.approvers, approval_deadline(decision)
+                )
+            )
         return out
 
     def approve(self, incident_id: str, by: str, comment: str = "") -> IncidentState:
@@ -121,26 +143,41 @@ class Supervisor:
         expired = []
         for p in self.pending_approvals():
             if p.deadline is not None and self.clock.now() > p.deadline:
-                self._answer(p.incident_id, "timed_out", "timeout", f"no answer by {p.deadline.isoformat()}")
+                self._answer(
+                    p.incident_id, "timed_out", "timeout", f"no answer by {p.deadline.isoformat()}"
+                )
                 expired.append(p.incident_id)
         return expired
 
     def _answer(self, incident_id: str, decision: str, by: str, comment: str) -> IncidentState:
         inc = self.incidents.get(incident_id)
         if inc is None:
-            raise SupervisorError(f"no incident {incident_id!r}; list them with 'mlops-supervisor incidents'")
+            raise SupervisorError(
+                f"no incident {incident_id!r}; list them with 'mlops-supervisor incidents'"
+            )
         if inc.status is not IncidentStatus.AWAITING_APPROVAL:
-            raise SupervisorError(f"incident {incident_id!r} is {inc.status.value}, not awaiting approval")
+            raise SupervisorError(
+                f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
+            )
         if decision == "approved":
             pending = PolicyDecision.model_validate(self.state(incident_id)["decision"])
             if not self.policy.is_approver(by, pending):
-                self.recorder.record(AuditKind.APPROVAL, incident_id=incident_id, actor=by,
-                                     data={"refused": True, "reason": f"{by!r} is not an approver",
-                                           "approvers": pending.approvers})
+                self.recorder.record(
+                    AuditKind.APPROVAL,
+                    incident_id=incident_id,
+                    actor=by,
+                    data={
+                        "refused": True,
+                        "reason": f"{by!r} is not an approver",
+                        "approvers": pending.approvers,
+                    },
+                )
                 raise SupervisorError(
                     f"{by!r} may not approve {incident_id!r}; approvers are {pending.approvers}"
                 )
-        answer = Approval(decision=decision, by=by, at=self.clock.now(), comment=comment)  # type: ignore[arg-type]
+        answer = Approval.model_validate(
+            {"decision": decision, "by": by, "at": self.clock.now(), "comment": comment}
+        )
         return self._run(incident_id, Command(resume=answer.model_dump(mode="json")))
 
     # ------------------------------------------------------------------ graph
@@ -162,10 +199,15 @@ class Supervisor:
         return state
 
     def resume_unfinished(self) -> list[str]:
-        """After a restart: run every incident whose thread stopped mid-graph (not at an approval)."""
+        """After a restart: run every incident whose thread stopped mid-graph (not at approval)."""
         resumed = []
         for inc in self.incidents.all():
-            if inc.status in {IncidentStatus.INVESTIGATING, IncidentStatus.ACTING, IncidentStatus.VERIFYING, IncidentStatus.OPEN}:
+            if inc.status in {
+                IncidentStatus.INVESTIGATING,
+                IncidentStatus.ACTING,
+                IncidentStatus.VERIFYING,
+                IncidentStatus.OPEN,
+            }:
                 snap = self.graph.get_state({"configurable": {"thread_id": inc.id}})
                 if snap.next and not snap.interrupts:
                     self._run(inc.id, None)
