@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from opentelemetry import trace
 
 from supervisor.domain import (
     ActionOutcome,
@@ -41,21 +42,26 @@ def _incident(state: IncidentState) -> Incident:
 
 
 def _session(ctx: SupervisorContext, incident: Incident, node: str) -> InvestigationSession:
+    """A bounded session whose every tool call is a span (timing the call) and an audit record."""
+
     def on_result(result: ToolResult) -> None:
-        with ctx.recorder.span(
-            f"tool.{result.tool}",
+        span = trace.get_current_span()
+        span.set_attribute("tool.status", result.status.value)
+        span.set_attribute("tool.call_id", result.call_id)
+        ctx.recorder.record(
+            AuditKind.TOOL_CALL,
             incident_id=incident.id,
-            attributes={"tool.status": result.status.value, "tool.call_id": result.call_id},
-        ):
-            ctx.recorder.record(
-                AuditKind.TOOL_CALL,
-                incident_id=incident.id,
-                actor=node,
-                data=result.model_dump(mode="json"),
-            )
+            actor=node,
+            data=result.model_dump(mode="json"),
+        )
 
     return InvestigationSession(
-        incident, ctx.tools, ctx.tool_ctx, ctx.config.limits, on_result=on_result
+        incident,
+        ctx.tools,
+        ctx.tool_ctx,
+        ctx.config.limits,
+        on_result=on_result,
+        span=lambda tool: ctx.recorder.span(f"tool.{tool}", incident_id=incident.id),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from supervisor.config import Limits
@@ -39,6 +40,7 @@ class InvestigationSession:
         limits: Limits,
         *,
         on_result: Callable[[ToolResult], None] = lambda r: None,
+        span: Callable[[str], AbstractContextManager[object]] = lambda name: nullcontext(),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.incident = incident
@@ -48,6 +50,7 @@ class InvestigationSession:
         self.results: list[ToolResult] = []
         self._cache: dict[str, ToolResult] = {}
         self._on_result = on_result
+        self._span = span
         self._monotonic = monotonic
         self._started = monotonic()
 
@@ -66,8 +69,9 @@ class InvestigationSession:
         if self._monotonic() - self._started > self.limits.max_wall_seconds:
             raise BudgetExceeded("max_wall_seconds", self.limits.max_wall_seconds)
         call_id = f"{self.incident.id}:t{self.tool_calls + 1}"
-        result = self.registry.call(self.tool_ctx, tool, full, call_id=call_id)
-        self._cache[key] = result
-        self.results.append(result)
-        self._on_result(result)
+        with self._span(tool):
+            result = self.registry.call(self.tool_ctx, tool, full, call_id=call_id)
+            self._cache[key] = result
+            self.results.append(result)
+            self._on_result(result)
         return result
