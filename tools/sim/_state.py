@@ -72,6 +72,7 @@ class ModelState:
     resource_version: int = 1
     runs: dict[str, RetrainResult] = field(default_factory=dict)
     cache: dict[int, Bucket] = field(default_factory=dict)
+    stats: dict[tuple[int, str, float], dict[str, float]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -122,8 +122,9 @@ class SimWorld(WriteSide):
     ) -> tuple[float | None, int]:
         requests = weighted = 0.0
         minutes = 0
-        for m, bucket in self._buckets(state, ws, we):
-            shares = bucket.serving.shares()
+        # Serving signals need only who served each minute, not the minute's logged rows.
+        for m in range(math.floor(ws / 60.0), math.ceil(we / 60.0)):
+            shares = state.serving_at(self.start + timedelta(minutes=m)).shares()
             if version is not None:
                 shares = {version: shares[version]} if version in shares else {}
             if shares:
@@ -140,6 +141,16 @@ class SimWorld(WriteSide):
 
     def _minute_stats(self, state: ModelState, m: int, vid: str, share: float) -> dict[str, float]:
         """Serving signals of one version in minute ``m``: small seeded noise around the truth."""
+        # A pure function of its arguments and the spec, so the cache never goes stale.
+        key = (m, vid, share)
+        cached = state.stats.get(key)
+        if cached is None:
+            cached = state.stats[key] = self._compute_minute_stats(state, m, vid, share)
+        return cached
+
+    def _compute_minute_stats(
+        self, state: ModelState, m: int, vid: str, share: float
+    ) -> dict[str, float]:
         spec = state.stream.spec
         version = state.versions[vid]
         n = rng_for(
@@ -277,7 +288,7 @@ class SimWorld(WriteSide):
         m = math.floor(minute_index(self.start, self.now))
         first = m
         for back in range(m, m - 240, -1):
-            share = self._bucket(state, back).serving.shares().get(vid)
+            share = state.serving_at(self.start + timedelta(minutes=back)).shares().get(vid)
             if share is None or self._minute_stats(state, back, vid, share)[metric.value] <= limit:
                 break
             first = back
@@ -380,7 +391,7 @@ class SimWorld(WriteSide):
     def __getstate__(self) -> dict[str, Any]:
         # Row caches are derived data; a restored world regenerates them identically.
         state = self.__dict__.copy()
-        state["_models"] = {k: replace(v, cache={}) for k, v in self._models.items()}
+        state["_models"] = {k: replace(v, cache={}, stats={}) for k, v in self._models.items()}
         return state
 
 
