@@ -420,3 +420,21 @@ def test_alerts_error_envelope_is_a_backend_error(
     with pytest.raises(BackendError, match=r"rejected GET /api/v1/alerts: HTTP 403.*not retried"):
         PrometheusAlerts(client).firing()
     assert len(fake.requests) == 1
+
+
+def test_observe_without_totals_leaves_version_none_to_a_targeted_read(
+    fake: FakePrometheus, client: PrometheusClient
+) -> None:
+    metrics = PrometheusMetrics(client)
+    metrics.observe(["fraud"], [MetricName.THROUGHPUT], WINDOW, totals=False)
+    assert "by (model, version)" in fake.queries()[0] and "by (model)" not in fake.queries()[0]
+    metrics.read("fraud", MetricName.THROUGHPUT, version="v1", window=WINDOW)
+    assert len(fake.queries()) == 1  # per-version reads come from the snapshot
+    metrics.read("fraud", MetricName.THROUGHPUT, version=None, window=WINDOW)
+    assert len(fake.queries()) == 2 and "by (model)" in fake.queries()[1]
+
+
+def test_concurrent_observe_counts_every_query(fake: FakePrometheus, clock: SimClock) -> None:
+    with make_client(fake.url, clock, max_concurrency=4) as c:
+        PrometheusMetrics(c).observe(["a", "b"], list(MetricName), WINDOW)
+        assert c.queries_issued == c.requests_sent == len(MetricName) == len(fake.queries())

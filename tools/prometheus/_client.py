@@ -10,6 +10,7 @@ PrometheusConnect's own urllib3 retries are switched off so this is the only pol
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -56,6 +57,9 @@ def _check_answer(response: requests.Response, *args: Any, **kwargs: Any) -> Non
         raise _BadAnswer(response.status_code, detail)
     if response.status_code != 200:
         raise _BadAnswer(response.status_code, f"unexpected body {_shorten(body)!r}")
+    # Callers (PrometheusConnect among them) call response.json() next: hand them the envelope
+    # parsed here instead of decoding a large body twice.
+    response.json = lambda **_: envelope  # type: ignore[method-assign]
 
 
 def _shorten(text: str | bytes, limit: int = _SHOWN_CHARS) -> str:
@@ -75,7 +79,8 @@ def _retryable(exc: BaseException) -> bool:
 class PrometheusClient:
     """One Prometheus server: instant queries and API reads, counted, bounded and retried.
 
-    Not thread-safe; give each thread its own client.
+    Safe to share between threads: :meth:`PrometheusMetrics.observe` sends its queries
+    concurrently.
     """
 
     def __init__(self, config: PrometheusConfig, *, clock: Clock | None = None) -> None:
@@ -93,6 +98,7 @@ class PrometheusClient:
             retry=Retry(total=0, read=False, redirect=False, status=False),
             timeout=config.timeout_s,
         )
+        self._lock = threading.Lock()
         #: PromQL queries asked (a retried query counts once).
         self.queries_issued = 0
         #: HTTP requests sent, retries included.
@@ -110,11 +116,12 @@ class PrometheusClient:
 
     def query(self, promql: str, *, at: datetime) -> list[Any]:
         """Evaluate ``promql`` as an instant query at ``at``; the ``result`` list of the answer."""
-        self.queries_issued += 1
+        with self._lock:
+            self.queries_issued += 1
         params = {"time": f"{at.timestamp():.3f}", "timeout": f"{self.config.timeout_s:g}s"}
 
         def attempt() -> list[Any]:
-            self.requests_sent += 1
+            self._count_request()
             result: Any = self._prom.custom_query(promql, params=params)
             return result  # type: ignore[no-any-return]
 
@@ -125,10 +132,14 @@ class PrometheusClient:
         url = f"{self.config.url}/api/v1/{path}"
 
         def attempt() -> Any:
-            self.requests_sent += 1
+            self._count_request()
             return self._session.get(url, timeout=self.config.timeout_s).json()["data"]
 
         return self._call(attempt, f"GET /api/v1/{path}", bad_request_hint=False)
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self.requests_sent += 1
 
     def _call(self, attempt: Callable[[], T], what: str, *, bad_request_hint: bool) -> T:
         import requests

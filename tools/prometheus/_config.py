@@ -153,6 +153,9 @@ class PrometheusConfig(_Strict):
         description="Above this many models a batch query selects every model and filters "
         "client-side, which keeps the query short.",
     )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=16, description="Queries of one observe() sent at the same time."
+    )
     snapshot_max_age_s: float = Field(
         default=60.0, ge=0, description="How long read() may answer from the last observe()."
     )

@@ -4,8 +4,10 @@ answer from the latest batch when they can."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from supervisor.domain import MetricName
 from tools._ports import MetricReading
@@ -27,10 +29,18 @@ class Snapshot:
     metrics: frozenset[MetricName]
     window: timedelta
     end: datetime
+    totals: bool = True
 
-    def covers(self, model: str, metric: MetricName, window: timedelta) -> bool:
-        """Whether this batch asked about ``model``'s ``metric`` over ``window``."""
-        return window == self.window and model in self.models and metric in self.metrics
+    def covers(
+        self, model: str, metric: MetricName, window: timedelta, version: str | None
+    ) -> bool:
+        """Whether this batch asked for ``model``'s ``metric`` at ``version`` over ``window``."""
+        return (
+            window == self.window
+            and model in self.models
+            and metric in self.metrics
+            and (version is not None or self.totals)
+        )
 
 
 class PrometheusMetrics:
@@ -62,13 +72,14 @@ class PrometheusMetrics:
         window: timedelta,
         *,
         end: datetime | None = None,
+        totals: bool = True,
     ) -> dict[ObservationKey, MetricReading]:
         """Read ``metrics`` of every model in ``models`` over ``[end - window, end)``.
 
         One PromQL query per metric, whatever the number of models: each answers every
-        version of every model (keys with a version) and every model as a whole (version
-        None). Keys without data are absent. The result becomes the snapshot :meth:`read`
-        answers from.
+        version of every model (keys with a version) and, if ``totals``, every model as a
+        whole (version None; False roughly halves Prometheus's work). Keys without data are
+        absent. The result becomes the snapshot :meth:`read` answers from.
         """
         end = end or self._client.clock.now()
         wanted = list(dict.fromkeys(models))
@@ -76,15 +87,23 @@ class PrometheusMetrics:
         duration = promql_duration(window)
         many = len(wanted) > self._client.config.max_models_in_selector
         selection = Selection(None if many else tuple(wanted))
-        readings: dict[ObservationKey, MetricReading] = {}
-        for metric in wanted_metrics:
-            signal = self._scheme.templates.get(metric)
-            if signal is None or not wanted:
-                continue
-            query = batch_query(
-                signal, self._scheme, selection, window=duration, per_version=True, per_model=True
+        jobs = [
+            (
+                metric,
+                batch_query(
+                    signal,
+                    self._scheme,
+                    selection,
+                    window=duration,
+                    per_version=True,
+                    per_model=totals,
+                ),
             )
-            result = self._client.query(query, at=end)
+            for metric in wanted_metrics
+            if wanted and (signal := self._scheme.templates.get(metric)) is not None
+        ]
+        readings: dict[ObservationKey, MetricReading] = {}
+        for (metric, query), result in zip(jobs, self._run(jobs, end), strict=True):
             split = split_result(result, self._scheme, wanted, query=query, url=self._client.url)
             for (model, version), (value, samples) in split.items():
                 readings[(model, version, metric)] = MetricReading(
@@ -102,8 +121,17 @@ class PrometheusMetrics:
             metrics=frozenset(wanted_metrics),
             window=window,
             end=end,
+            totals=totals,
         )
         return readings
+
+    def _run(self, jobs: Sequence[tuple[MetricName, str]], at: datetime) -> list[list[Any]]:
+        """Send the queries, up to ``max_concurrency`` at once; results in order."""
+        workers = min(self._client.config.max_concurrency, len(jobs))
+        if workers <= 1:
+            return [self._client.query(query, at=at) for _, query in jobs]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promql") as pool:
+            return list(pool.map(lambda job: self._client.query(job[1], at=at), jobs))
 
     def read(
         self,
@@ -160,7 +188,7 @@ class PrometheusMetrics:
         end: datetime | None,
     ) -> tuple[MetricReading | None] | None:
         snap = self._snapshot
-        if snap is None or not snap.covers(model, metric, window):
+        if snap is None or not snap.covers(model, metric, window, version):
             return None
         if end is None:
             age = (self._client.clock.now() - snap.end).total_seconds()
