@@ -35,6 +35,7 @@ KSERVE = "serving.kserve.io"
 URI = "s3://models/fraud/{version}"
 STABLE_KEY = "mlops-supervisor.io/stable-version"
 STABLE_URI_KEY = "mlops-supervisor.io/stable-storage-uri"
+CANARY_KEY = "mlops-supervisor.io/canary-version"
 
 
 def rbac_documents() -> list[dict[str, Any]]:
@@ -68,6 +69,7 @@ def isvc(
     if stable is not None:
         annotations[STABLE_KEY] = stable
         annotations[STABLE_URI_KEY] = URI.format(version=stable)
+        annotations[CANARY_KEY] = version
     predictor: dict[str, Any] = {
         "model": {
             "modelFormat": {"name": "sklearn"},

@@ -69,7 +69,9 @@ def test_conflict_that_changed_the_canary_fails_the_precondition(cluster: Cluste
     cluster.put(isvc(version="3", stable="2", weight=10))
 
     def new_canary(o: dict[str, Any]) -> None:
+        # another supervisor replica moved the canary to 4, bookkeeping included
         o["metadata"]["annotations"]["mlops-supervisor.io/model-version"] = "4"
+        o["metadata"]["annotations"]["mlops-supervisor.io/canary-version"] = "4"
         o["spec"]["predictor"]["model"]["storageUri"] = "s3://models/fraud/4"
 
     race(cluster, new_canary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from kube_cluster import (
+    CANARY_KEY,
     KSERVE,
     NS,
     STABLE_KEY,
@@ -72,9 +73,55 @@ def test_status_of_a_canary_the_supervisor_did_not_start_says_how_to_annotate(
     cluster: Cluster,
 ) -> None:
     obj = isvc(version="3", stable="2", weight=10)
-    del obj["metadata"]["annotations"][STABLE_KEY], obj["metadata"]["annotations"][STABLE_URI_KEY]
+    for key in (STABLE_KEY, STABLE_URI_KEY, CANARY_KEY):
+        del obj["metadata"]["annotations"][key]
     cluster.put(obj)
     with pytest.raises(BackendError, match=STABLE_KEY):
+        cluster.adapter().status("fraud")
+
+
+def test_bookkeeping_is_not_trusted_for_a_canary_started_by_hand(cluster: Cluster) -> None:
+    cluster.put(isvc(version="2"))
+    deploy = cluster.adapter()
+    deploy.serve_version("fraud", "3", expected_version="2", canary_weight=10)
+    deploy.promote_canary("fraud", expected_version="3")
+
+    def by_hand(o: dict) -> None:  # kubectl edit: canary of 4 over the promoted 3
+        o["metadata"]["annotations"][DEFAULT_VERSION_ANNOTATION] = "4"
+        predictor(o).update(
+            canaryTrafficPercent=10,
+            model={**predictor(o)["model"], "storageUri": URI.format(version="4")},
+        )
+        o["status"] = isvc(version="4", stable="3", weight=10)["status"]
+
+    cluster.emulator.mutate(KSERVE, "inferenceservices", NS, "fraud", by_hand)
+    # the bookkeeping was written for version 3, not for the hand-made canary 4: not trusted
+    with pytest.raises(BackendError, match=f"{CANARY_KEY}=4"):
+        deploy.status("fraud")
+
+
+def test_canary_percent_set_by_hand_without_a_new_model_is_no_canary(cluster: Cluster) -> None:
+    cluster.put(isvc(version="2"))
+    deploy = cluster.adapter()
+    deploy.serve_version("fraud", "3", expected_version="2", canary_weight=10)
+    deploy.promote_canary("fraud", expected_version="3")
+    cluster.emulator.mutate(
+        KSERVE,
+        "inferenceservices",
+        NS,
+        "fraud",
+        lambda o: predictor(o).update(canaryTrafficPercent=10),
+    )
+    status = deploy.status("fraud")
+    assert status is not None
+    assert (status.stable_version, status.canary_version, status.canary_weight) == ("3", None, 0)
+
+
+def test_annotation_and_storage_uri_must_agree(cluster: Cluster) -> None:
+    obj = isvc(version="3")
+    obj["spec"]["predictor"]["model"]["storageUri"] = URI.format(version="5")
+    cluster.put(obj)
+    with pytest.raises(BackendError, match="make them agree"):
         cluster.adapter().status("fraud")
 
 
@@ -112,6 +159,11 @@ def test_promote_removes_canary_traffic_percent(cluster: Cluster) -> None:
     after = deploy.promote_canary("fraud", expected_version="3")
 
     assert cluster.patches()[0]["spec"] == {"predictor": {"canaryTrafficPercent": None}}
+    assert cluster.patches()[0]["metadata"]["annotations"] == {
+        STABLE_KEY: "3",
+        STABLE_URI_KEY: URI.format(version="3"),
+        CANARY_KEY: "3",
+    }
     stored = cluster.isvc()
     assert "canaryTrafficPercent" not in predictor(stored)
     assert predictor(stored)["model"]["storageUri"] == URI.format(version="3")
@@ -131,6 +183,7 @@ def test_abort_pins_traffic_to_stable_and_restores_its_model(cluster: Cluster) -
     assert predictor(stored)["model"]["storageUri"] == URI.format(version="2")
     assert predictor(stored)["model"]["modelFormat"] == {"name": "sklearn"}
     assert stored["metadata"]["annotations"][DEFAULT_VERSION_ANNOTATION] == "2"
+    assert stored["metadata"]["annotations"][CANARY_KEY] == "2"
     assert (after.stable_version, after.canary_version, after.canary_weight) == ("2", None, 0)
     # replay after a crash: the abort already took effect, nothing is written again
     deploy.abort_canary("fraud", expected_version="3")
@@ -150,6 +203,7 @@ def test_serve_version_with_weight_starts_a_canary_and_records_the_stable(cluste
         DEFAULT_VERSION_ANNOTATION: "3",
         STABLE_KEY: "2",
         STABLE_URI_KEY: URI.format(version="2"),
+        CANARY_KEY: "3",
     }
     assert (after.stable_version, after.canary_version, after.canary_weight) == ("2", "3", 10)
     # the canary can then be aborted back to the recorded stable model

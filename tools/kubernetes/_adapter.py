@@ -107,7 +107,7 @@ class KubernetesDeploy:
             reached=lambda s: s.stable_version == expected_version and s.canary_version is None,
             check=lambda s: _expect_canary(model, s, expected_version),
             build=lambda obj, _: (
-                _kserve.promote_patch(self._view(model, target, obj)),
+                _kserve.promote_patch(self._view(model, target, obj), target, self.config),
                 MERGE_PATCH,
             ),
         )
@@ -121,7 +121,7 @@ class KubernetesDeploy:
             reached=lambda s: s.canary_version is None and s.stable_version != expected_version,
             check=lambda s: _expect_canary(model, s, expected_version),
             build=lambda obj, _: (
-                _kserve.abort_patch(self._view(model, target, obj), target),
+                _kserve.abort_patch(self._view(model, target, obj), target, self.config),
                 MERGE_PATCH,
             ),
         )

@@ -5,13 +5,16 @@ Version mapping (how a revision or a pod template is tied to a model version):
 
 * **KServe InferenceService**: the version the spec declares is the annotation
   ``version_annotation`` on the InferenceService, falling back to parsing
-  ``spec.predictor.model.storageUri`` with ``storage_uri_template``. The adapter writes both in
-  one patch, so they never disagree. While a canary runs, the spec only holds the canary's model;
-  the stable model (what ``status.components.predictor.latestRolledoutRevision`` serves) is
-  recorded by the adapter, in the same write that starts the canary, as the annotations
-  ``<bookkeeping_prefix>/stable-version`` and ``<bookkeeping_prefix>/stable-storage-uri``. Revisions
-  in ``status...traffic`` marked ``latestRevision`` serve the spec's version; the others serve
-  the stable version.
+  ``spec.predictor.model.storageUri`` with ``storage_uri_template``; when both are there they
+  must agree (the adapter writes both in one patch). While a canary runs, the spec only holds
+  the canary's model; the stable model (what ``latestRolledoutRevision`` serves) is recorded by
+  the adapter in the same write, as the annotations ``<bookkeeping_prefix>/stable-version`` and
+  ``<bookkeeping_prefix>/stable-storage-uri``, with ``<bookkeeping_prefix>/canary-version``
+  naming the spec version they were written for. Every adapter write leaves ``canary-version``
+  equal to the spec's version; if someone changes the model by hand they differ, the record is
+  not trusted, and a canary it cannot explain is an error that says what to annotate. Revisions
+  in ``status.components.predictor.traffic`` marked ``latestRevision`` serve the spec's version;
+  the others serve the stable version. No extra API reads (Knative revisions) are needed.
 * **Deployment**: the version is the value of an env var on a named container of the pod
   template (``MODEL_VERSION`` by default) or an annotation on the pod template; changing it
   rolls the Deployment out.
@@ -207,6 +210,10 @@ class KubernetesConfig(_Strict):
     def stable_version_key(self) -> str:
         """Annotation recording the stable version while a KServe canary runs."""
         return f"{self.bookkeeping_prefix}/stable-version"
+
+    def canary_version_key(self) -> str:
+        """Annotation naming the canary the stable-* annotations were recorded for."""
+        return f"{self.bookkeeping_prefix}/canary-version"
 
     def stable_uri_key(self) -> str:
         """Annotation recording the stable storageUri while a KServe canary runs."""

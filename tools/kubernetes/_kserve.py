@@ -70,9 +70,16 @@ def read(
         )
     uri = model_spec.get("storageUri")
     uri = uri if isinstance(uri, str) else None
-    spec_version = annotations.get(target.version_annotation) or (
-        target.version_of_uri(uri) if uri else None
-    )
+    annotated = annotations.get(target.version_annotation)
+    parsed = target.version_of_uri(uri) if uri else None
+    if annotated and parsed and annotated != parsed:
+        # someone changed one without the other: which model serves is unknowable
+        raise BackendError(
+            f"kubernetes: {_where(target)} says version {annotated!r} in "
+            f"{target.version_annotation} but its storageUri {uri!r} is version {parsed!r}; "
+            "make them agree"
+        )
+    spec_version = annotated or parsed
     if not spec_version:
         raise BackendError(
             f"kubernetes: cannot tell which model version {_where(target)} serves: annotate it "
@@ -87,22 +94,22 @@ def read(
     raw_traffic = [t for t in status_pred.get("traffic") or [] if isinstance(t, dict)]
     stable_version = annotations.get(config.stable_version_key())
     stable_uri = annotations.get(config.stable_uri_key())
+    # Every write of the adapter leaves canary-version equal to the spec's version; when they
+    # differ, someone changed the model by hand and the stable-* annotations are stale.
+    bookkept = bool(stable_version) and annotations.get(config.canary_version_key()) == spec_version
 
     canary: str | None = None
     weight = 0
     stable = spec_version
-    if ctp is not None and stable_version and stable_version != spec_version:
-        stable, canary, weight = stable_version, spec_version, ctp
-    elif (
-        ctp is not None
-        and not stable_version
-        and any(not t.get("latestRevision") for t in raw_traffic)
-    ):
+    if ctp is not None and bookkept and stable_version != spec_version:
+        stable, canary, weight = str(stable_version), spec_version, ctp
+    elif ctp is not None and not bookkept and any(not t.get("latestRevision") for t in raw_traffic):
         raise BackendError(
             f"kubernetes: {_where(target)} runs a canary (canaryTrafficPercent={ctp}) the "
             "supervisor did not start, so it cannot tell which version the stable revision "
             f"{status_pred.get('latestRolledoutRevision')!r} serves; annotate the object with "
-            f"{config.stable_version_key()}=<version> and {config.stable_uri_key()}=<storageUri>"
+            f"{config.stable_version_key()}=<version>, {config.stable_uri_key()}=<storageUri> "
+            f"and {config.canary_version_key()}={spec_version}"
         )
     if canary is None:
         stable_uri = uri
@@ -148,7 +155,7 @@ def read(
 def _patch(
     view: KServeView,
     *,
-    annotations: dict[str, str] | None = None,
+    annotations: dict[str, str | None] | None = None,
     predictor: dict[str, Any],
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"resourceVersion": view.status.resource_version}
@@ -162,12 +169,24 @@ def weight_patch(view: KServeView, weight: int) -> dict[str, Any]:
     return _patch(view, predictor={"canaryTrafficPercent": weight})
 
 
-def promote_patch(view: KServeView) -> dict[str, Any]:
-    """Remove ``canaryTrafficPercent``: the latest revision takes all traffic."""
-    return _patch(view, predictor={"canaryTrafficPercent": None})
+def promote_patch(
+    view: KServeView, target: KServeTarget, config: KubernetesConfig
+) -> dict[str, Any]:
+    """Remove ``canaryTrafficPercent``: the latest revision takes all traffic. The bookkeeping
+    now records the promoted version as stable, so a later hand-made canary is not misread."""
+    canary = view.status.canary_version or view.status.stable_version
+    return _patch(
+        view,
+        annotations={
+            config.stable_version_key(): canary,
+            config.stable_uri_key(): view.storage_uri,
+            config.canary_version_key(): canary,
+        },
+        predictor={"canaryTrafficPercent": None},
+    )
 
 
-def abort_patch(view: KServeView, target: KServeTarget) -> dict[str, Any]:
+def abort_patch(view: KServeView, target: KServeTarget, config: KubernetesConfig) -> dict[str, Any]:
     """Pin all traffic to the stable revision and put the stable model back in the spec."""
     stable = view.status.stable_version
     uri = view.stable_storage_uri or target.storage_uri(stable)
@@ -178,7 +197,7 @@ def abort_patch(view: KServeView, target: KServeTarget) -> dict[str, Any]:
         )
     return _patch(
         view,
-        annotations={target.version_annotation: stable},
+        annotations={target.version_annotation: stable, config.canary_version_key(): stable},
         predictor={"canaryTrafficPercent": 0, "model": {"storageUri": uri}},
     )
 
@@ -200,6 +219,7 @@ def serve_patch(
                 target.version_annotation: version,
                 config.stable_version_key(): version,
                 config.stable_uri_key(): uri,
+                config.canary_version_key(): version,
             },
             predictor={"canaryTrafficPercent": None, "model": {"storageUri": uri}},
         )
@@ -216,6 +236,7 @@ def serve_patch(
             target.version_annotation: version,
             config.stable_version_key(): stable,
             config.stable_uri_key(): stable_uri,
+            config.canary_version_key(): version,
         },
         predictor={"canaryTrafficPercent": weight, "model": {"storageUri": uri}},
     )
