@@ -21,7 +21,7 @@ def containers(obj: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize(
     ("replicas", "updated", "available", "ready"),
-    [(2, 2, 2, True), (2, 1, 1, False), (2, 2, 1, False), (3, 3, 3, True)],
+    [(2, 2, 2, True), (2, 1, 1, False), (2, 2, 1, False), (3, 3, 3, True), (0, 0, 0, True)],
 )
 def test_status_reads_version_and_rollout(
     cluster: Cluster, replicas: int, updated: int, available: int, ready: bool

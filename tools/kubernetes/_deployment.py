@@ -83,7 +83,8 @@ def read(model: str, target: DeploymentTarget, obj: dict[str, Any]) -> Deploymen
     meta = _dict(obj.get("metadata"))
     spec = _dict(obj.get("spec"))
     st = _dict(obj.get("status"))
-    wanted = int(spec.get("replicas", 1))
+    replicas = spec.get("replicas")
+    wanted = replicas if isinstance(replicas, int) else 1  # the API server's default
     # As `kubectl rollout status` judges it: the controller saw this generation, every replica
     # runs the new template, no old replica is left and all of them are available.
     ready = (
