@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.set_defaults(handler=_answer, verb=verb)
 
+    serve = sub.add_parser("serve", help="run the cluster service (Alertmanager intake, health)")
+    serve.add_argument("--config", type=Path, required=True, help="watch config YAML")
+    serve.add_argument("--host", default=None, help="override service.host")
+    serve.add_argument("--port", type=int, default=None, help="override service.port")
+    serve.set_defaults(handler=_serve)
+
     inc = sub.add_parser(
         "incidents", help="list incidents and pending approvals of a state directory"
     )
@@ -82,6 +88,12 @@ def _demo(args: argparse.Namespace) -> int:
     from supervisor.demo import run_demo
 
     return run_demo(args.out, seed=args.seed, quiet=args.quiet)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from supervisor.service import serve
+
+    return serve(args.config, host=args.host, port=args.port)
 
 
 def _answer(args: argparse.Namespace) -> int:

@@ -2,10 +2,13 @@
 
 from ._load import config_from_dict, load_config
 from ._model import (
+    BackendsConfig,
     DataSpec,
     DeploymentSpec,
     DriftCheck,
+    IntakeConfig,
     Limits,
+    ServiceConfig,
     SignalThreshold,
     SupervisorConfig,
     Timing,
@@ -13,10 +16,13 @@ from ._model import (
 )
 
 __all__ = [
+    "BackendsConfig",
     "DataSpec",
     "DeploymentSpec",
     "DriftCheck",
+    "IntakeConfig",
     "Limits",
+    "ServiceConfig",
     "SignalThreshold",
     "SupervisorConfig",
     "Timing",

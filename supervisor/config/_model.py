@@ -13,8 +13,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from supervisor.domain import MetricName
+from supervisor.domain import MetricName, Symptom
+from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
+from tools.prometheus._config import PrometheusConfig
 
 
 class _Strict(BaseModel):
@@ -110,6 +112,60 @@ class Timing(_Strict):
     )
 
 
+class IntakeConfig(_Strict):
+    """How alerts map onto watched models and symptoms."""
+
+    model_label: str = Field(default="model", description="Label naming the model.")
+    version_label: str = Field(default="version", description="Label naming the model version.")
+    environment_label: str = Field(
+        default="environment", description="Label naming the environment."
+    )
+    default_environment: str = Field(default="production")
+    symptom_label: str = Field(
+        default="symptom", description="Label that names a symptom directly."
+    )
+    symptom_map: dict[str, Symptom] = Field(
+        default_factory=lambda: {
+            "HighErrorRate": Symptom.HIGH_ERROR_RATE,
+            "ModelHighErrorRate": Symptom.HIGH_ERROR_RATE,
+            "HighLatency": Symptom.HIGH_LATENCY,
+            "ModelHighLatency": Symptom.HIGH_LATENCY,
+            "Saturation": Symptom.SATURATION,
+            "ModelSaturated": Symptom.SATURATION,
+            "DataDrift": Symptom.DATA_DRIFT,
+            "ModelDataDrift": Symptom.DATA_DRIFT,
+            "QualityDrop": Symptom.QUALITY_DROP,
+            "ModelAccuracyDrop": Symptom.QUALITY_DROP,
+            "DataQuality": Symptom.DATA_QUALITY,
+            "CanaryAnalysis": Symptom.CANARY_ANALYSIS,
+            "ModelNoData": Symptom.NO_DATA,
+        },
+        description="alertname -> symptom.",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
+
+
+class ServiceConfig(_Strict):
+    """The HTTP service (``mlops-supervisor serve``)."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on (0: any free).")
+    workers: int = Field(default=4, ge=1, le=64, description="Threads running incident graphs.")
+    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="Alertmanager intake.")
+
+
+class BackendsConfig(_Strict):
+    """Which adapter answers each port. A port with no real adapter configured is served by the
+    simulated world (seeded), so a partial setup still runs end to end."""
+
+    sim_seed: int = Field(
+        default=7, description="Seed of the simulated world behind unconfigured ports."
+    )
+    prometheus: PrometheusConfig | None = Field(
+        default=None, description="Real metrics and alerts from Prometheus."
+    )
+
+
 class SupervisorConfig(BaseSettings):
     """Top-level config file."""
 
@@ -129,6 +185,11 @@ class SupervisorConfig(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     timing: Timing = Field(default_factory=Timing)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    llm: LLMConfig = Field(
+        default_factory=LLMConfig, description="LLM endpoint for the llm and hybrid reasoners."
+    )
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    backends: BackendsConfig = Field(default_factory=BackendsConfig)
 
     @model_validator(mode="after")
     def _unique_models(self) -> SupervisorConfig:

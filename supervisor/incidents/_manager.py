@@ -128,6 +128,12 @@ class IncidentManager:
             self._save()
 
     def _match(self, signal: Signal) -> Incident | None:
+        # A resolution belongs to the incident its alert opened, even if that incident has
+        # ended already; anything else only joins an incident that is still open.
+        if signal.status == "resolved" and signal.fingerprint:
+            for inc in reversed(list(self._incidents.values())):
+                if signal.fingerprint in inc.fingerprints:
+                    return inc
         for inc in self._incidents.values():
             if inc.status in ENDED:
                 continue

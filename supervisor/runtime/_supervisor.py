@@ -4,6 +4,7 @@ drives incidents through it (new signals, approvals, timeouts)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,6 +83,8 @@ class Supervisor:
             recorder=self.recorder,
             reports_dir=self.state_dir / "reports",
         )
+        self._graph_lock = threading.Lock()  # one graph step at a time per incident thread
+        self._running: set[str] = set()
         self._db = sqlite3.connect(self.state_dir / "checkpoints.sqlite", check_same_thread=False)
         self.graph = build_graph(SqliteSaver(self._db))
 
@@ -89,16 +92,24 @@ class Supervisor:
 
     def handle(self, signal: Signal) -> Incident | None:
         """Fold a signal into its incident; a new incident runs through the graph at once."""
-        incident, is_new = self.incidents.ingest(signal)
+        incident, is_new = self.ingest(signal)
         if incident is not None and is_new:
-            self._run(
-                incident.id,
-                {
-                    "incident": incident.model_dump(mode="json"),
-                    "signal": signal.model_dump(mode="json"),
-                },
-            )
+            self.start(incident, signal)
         return None if incident is None else self.incidents.get(incident.id)
+
+    def ingest(self, signal: Signal) -> tuple[Incident | None, bool]:
+        """Record and deduplicate a signal without running the graph (the service's fast path)."""
+        return self.incidents.ingest(signal)
+
+    def start(self, incident: Incident, signal: Signal) -> IncidentState:
+        """Run a new incident's thread until it ends or pauses for approval."""
+        return self._run(
+            incident.id,
+            {
+                "incident": incident.model_dump(mode="json"),
+                "signal": signal.model_dump(mode="json"),
+            },
+        )
 
     def tick(self) -> list[Incident]:
         """Run the scheduled checks once and handle what they find; expire stale approvals."""
@@ -187,9 +198,26 @@ class Supervisor:
         return dict(snap.values)  # type: ignore[return-value]
 
     def _run(self, incident_id: str, payload: Any) -> IncidentState:
+        with self._graph_lock:
+            if incident_id in self._running:
+                raise SupervisorError(
+                    f"incident {incident_id!r} is already running; try again shortly"
+                )
+            self._running.add(incident_id)
+        try:
+            return self._run_thread(incident_id, payload)
+        finally:
+            with self._graph_lock:
+                self._running.discard(incident_id)
+
+    def _run_thread(self, incident_id: str, payload: Any) -> IncidentState:
         self.incidents.set_status(incident_id, IncidentStatus.INVESTIGATING)
         config = {"configurable": {"thread_id": incident_id}}
-        self.graph.invoke(payload, config=config, context=self.context)
+        self.graph.invoke(
+            payload,
+            config={**config, "recursion_limit": self.config.limits.max_steps},
+            context=self.context,
+        )
         snap = self.graph.get_state(config)
         state: IncidentState = dict(snap.values)  # type: ignore[assignment]
         status = IncidentStatus(state.get("status", IncidentStatus.OPEN.value))
