@@ -10,6 +10,7 @@ reasoner can correct (bad arguments, a backend that did not answer) go back to i
 from __future__ import annotations
 
 import inspect
+import logging
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from supervisor.domain import ToolResult, ToolStatus
 from ._backends import ReadBackends
 
 ToolFn = Callable[..., BaseModel | None]
+
+log = logging.getLogger("mlops_supervisor.tools")
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class ToolRegistry:
         try:
             out = tool.fn(ctx, **dict(parsed))
         except BackendError as err:
+            log.warning("tool %s(%s) failed: %s", name, args, err)
             return ToolResult(
                 call_id=call_id,
                 tool=name,
@@ -167,6 +171,7 @@ class ToolRegistry:
                 message=str(err),
             )
         if out is None:
+            log.info("tool %s(%s): no data", name, args)
             return ToolResult(
                 call_id=call_id,
                 tool=name,
