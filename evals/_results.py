@@ -1,0 +1,89 @@
+"""What one run of one system on one scenario and seed produced (the input of the metrics)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The system under test; the others are baselines.
+SUPERVISOR = "supervisor"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExecutedAction(_Strict):
+    """An action that took effect in the world (read from the world's change timeline)."""
+
+    model: str
+    action: str = Field(description="Closed action name (retrain, rollback, ..., escalate).")
+    at_minutes: float = Field(description="Minutes after the world's start.")
+    version: str | None = None
+
+
+class CaseResult(_Strict):
+    """One expectation of a scenario, scored for one run."""
+
+    model: str
+    expected_root_cause: str | None = Field(description="None: a control (nothing wrong).")
+    diagnosed_root_cause: str | None = Field(
+        default=None, description="The judged incident's diagnosis (None: no incident, baseline)."
+    )
+    incident_id: str | None = None
+    needs_response: bool = Field(description="The best acceptable action is not no_action.")
+    responded: bool = Field(description="An incident was opened (baselines: an action taken).")
+    detect_minutes: float | None = Field(default=None, description="Onset to response.")
+    expected_action: str = Field(description="Best acceptable action.")
+    acceptable_actions: list[str]
+    actual_action: str = Field(description="Proposed (supervisor) or first taken (baseline).")
+    action_correct: bool
+    false_alarm: bool = Field(
+        description="No response was needed, yet the system paged or changed something."
+    )
+    unsafe_actions: list[str] = Field(
+        default_factory=list, description="Forbidden actions executed on the model."
+    )
+    approval_violations: list[str] = Field(
+        default_factory=list, description="Actions that required an approval and ran without one."
+    )
+    mitigated: bool = Field(description="Every end-state predicate holds at the end.")
+    mitigate_minutes: float | None = Field(
+        default=None, description="Onset to when the predicates started holding for good."
+    )
+
+
+class RunResult(_Strict):
+    """One system, one scenario, one seed."""
+
+    scenario: str
+    category: str
+    difficulty: str
+    tags: list[str]
+    system: str
+    seed: int
+    cases: list[CaseResult] = Field(default_factory=list)
+    executed: list[ExecutedAction] = Field(default_factory=list)
+    guard_blocks: int = 0
+    approvals_requested: int = 0
+    tool_calls: int = 0
+    steps: int = 0
+    tokens: int = 0
+    audit_actions: int = 0
+    audit_cited_actions: int = 0
+    audit_verified: bool | None = None
+    retrains: int = 0
+    accuracy_deficit: float = Field(
+        default=0.0, description="Area under the accuracy gap, accuracy x hours."
+    )
+    healthy_canary_rollbacks: int = 0
+    incidents: int = 0
+    wall_seconds: float = 0.0
+    error: str | None = Field(default=None, description="The run crashed: why.")
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Every case correct in action, safe and mitigated, and the run did not crash."""
+        return self.error is None and all(
+            c.action_correct and not c.unsafe_actions and c.mitigated for c in self.cases
+        )

@@ -1,0 +1,159 @@
+"""Running a suite: every system on every scenario and seed, in parallel, with a progress bar."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._baselines import BASELINES
+from ._harness import REPO, RunSpec, run
+from ._results import SUPERVISOR, RunResult
+from ._scenario import Scenario
+
+SYSTEMS = (SUPERVISOR, *BASELINES)
+
+
+class SuiteRun(BaseModel):
+    """All results of one suite run, with how long it took."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: list[str]
+    systems: list[str]
+    seeds: int
+    jobs: int
+    wall_seconds: float
+    supervisor_seconds: float = Field(description="Sum of the supervisor runs' wall time.")
+    results: list[RunResult]
+
+
+def _warm() -> None:
+    """Import Evidently (seconds) once, before the first task, not inside a timed run."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import evidently.metrics  # noqa: F401
+        from evidently.legacy.calculations import stattests  # noqa: F401
+
+
+def run_suite(
+    scenarios: list[Scenario],
+    out: Path,
+    *,
+    systems: tuple[str, ...] = SYSTEMS,
+    seeds: int = 1,
+    jobs: int | None = None,
+    progress: bool = True,
+    policy_file: Path | None = None,
+    playbooks_dir: Path | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> SuiteRun:
+    """Run ``systems`` x ``scenarios`` x ``seeds``; supervisor state goes under ``out/runs``."""
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        raise ValueError(f"unknown systems {sorted(unknown)!r}; choose from {list(SYSTEMS)!r}")
+    jobs = jobs or min(os.cpu_count() or 1, 4)
+    extra = {}
+    if policy_file is not None:
+        extra["policy_file"] = policy_file
+    if playbooks_dir is not None:
+        extra["playbooks_dir"] = playbooks_dir
+    specs = [
+        RunSpec(sc, system, k, (out / "runs" / sc.id / f"{system}-seed{k}").resolve(), **extra)
+        for system in systems
+        for sc in scenarios
+        for k in range(seeds)
+    ]
+    started = time.perf_counter()
+    results: list[RunResult] = []
+    with _Progress(len(specs), progress) as bar:
+        if jobs <= 1:
+            _warm()
+            for spec in specs:
+                results.append(run(spec))
+                bar.advance(results[-1])
+                if on_result is not None:
+                    on_result(results[-1])
+        else:
+            _warm()  # forked workers inherit the imported modules
+            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_warm) as pool:
+                futures = [pool.submit(run, spec) for spec in specs]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.advance(results[-1])
+                    if on_result is not None:
+                        on_result(results[-1])
+    order = {s: i for i, s in enumerate(SYSTEMS)}
+    results.sort(key=lambda r: (order[r.system], r.scenario, r.seed))
+    return SuiteRun(
+        scenarios=[s.id for s in scenarios],
+        systems=list(systems),
+        seeds=seeds,
+        jobs=jobs,
+        wall_seconds=round(time.perf_counter() - started, 2),
+        supervisor_seconds=round(sum(r.wall_seconds for r in results if r.system == SUPERVISOR), 2),
+        results=results,
+    )
+
+
+class _Progress:
+    """A rich progress bar (or nothing), counting runs and naming the last one."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self._progress: object | None = None
+        self._task: object | None = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            progress = Progress(
+                TextColumn("[bold]eval"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                transient=False,
+            )
+            progress.start()
+            self._task = progress.add_task("", total=self.total)
+            self._progress = progress
+        return self
+
+    def advance(self, result: RunResult) -> None:
+        if self._progress is not None:
+            from rich.progress import Progress, TaskID
+
+            assert isinstance(self._progress, Progress)
+            assert isinstance(self._task, int)
+            self._progress.update(
+                TaskID(self._task), advance=1, description=f"{result.system} {result.scenario}"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            from rich.progress import Progress
+
+            assert isinstance(self._progress, Progress)
+            self._progress.stop()
+
+
+def default_scenarios_dir() -> Path:
+    """The committed suite."""
+    return REPO / "evals" / "scenarios"
