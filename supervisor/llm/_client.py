@@ -89,7 +89,7 @@ def retry_policy(
         if hinted is not None:
             return min(max_wait, hinted)
         # Exponential backoff from 0.5 s with jitter, so clients that failed together spread out.
-        backoff = 0.5 * 2 ** (state.attempt_number - 1) + random.uniform(0, 0.5)
+        backoff = 0.5 * 2.0 ** (state.attempt_number - 1) + random.uniform(0, 0.5)
         return min(max_wait, backoff)
 
     return Retrying(
