@@ -387,17 +387,26 @@ def test_unknown_model_is_a_backend_error(data: Path) -> None:
 
 
 def test_mlflow_reference_without_mlflow_says_to_install_it(data: Path) -> None:
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("mlflow is installed; this checks the message shown without it")
-    adapter = FileDriftAdapter(
-        {"m": FileDriftSource(reference="runs:/abc123/reference.parquet", current=str(data))}
+    # A child interpreter where ``import mlflow`` fails, installed or not.
+    code = (
+        "import sys; sys.modules['mlflow'] = None\n"
+        "from datetime import UTC, datetime, timedelta\n"
+        "from supervisor import BackendError\n"
+        "from tools.files import FileDriftAdapter, FileDriftSource\n"
+        "src = FileDriftSource(reference='runs:/abc123/reference.parquet', current=sys.argv[1])\n"
+        "try:\n"
+        "    FileDriftAdapter({'m': src}).report('m', window=timedelta(hours=1),"
+        " end=datetime(2026, 1, 5, tzinfo=UTC))\n"
+        "except BackendError as err:\n"
+        "    print(err)\n"
     )
-    with pytest.raises(BackendError, match=r"mlflow is not installed; run `pip install mlflow`"):
-        adapter.report("m", window=HOUR, end=T0 + HOUR)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data)], check=True, capture_output=True, text=True
+    )
+    assert out.stdout.startswith(
+        "reference 'runs:/abc123/reference.parquet' is an MLflow artifact URI but mlflow is not "
+        "installed; run `pip install mlflow`"
+    ), out
 
 
 def test_config_forbids_unknown_fields() -> None:

@@ -49,11 +49,11 @@ class FileDriftConfig(_Strict):
         "sides.",
     )
     max_rows: int = Field(
-        default=20_000,
+        default=5_000,
         ge=100,
-        description="Rows kept from each side, sampled deterministically, so a report stays fast. "
-        "Evidently picks its test by size: K-S / chi-squared up to 1000 rows, Wasserstein / "
-        "Jensen-Shannon above.",
+        description="Rows kept from each side, sampled deterministically, so a report stays fast "
+        "(5,000 rows of a few features: ~0.3 s; 20,000: ~1 s). Evidently picks its test by "
+        "size: K-S / chi-squared up to 1000 rows, Wasserstein / Jensen-Shannon above.",
     )
     file_globs: tuple[str, ...] = Field(
         default=("*.parquet", "*.csv"),
