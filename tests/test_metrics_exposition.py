@@ -5,18 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from test_file_drift import HOUR, REF_SEED, T0, _rows, _write
 
 import supervisor.metrics
 from supervisor import SimClock
 from supervisor.domain import ActionType, IncidentStatus, OutcomeStatus, ToolStatus, Verdict
-from supervisor.metrics import SupervisorMetrics, data_defect_count
+from supervisor.metrics import ObservedDrift, SupervisorMetrics, data_defect_count
 from tools import DriftReport, FeatureDrift, FeatureQuality, read_only
 from tools._catalog import default_registry
 from tools._toolkit import ToolContext
+from tools.files import FileDriftAdapter, FileDriftSource
 from tools.sim import build_world, demo_world_spec
 
 END = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -252,6 +255,39 @@ def test_defect_count_agrees_with_the_get_drift_report_tool(report: DriftReport)
     )
     assert result.data is not None
     assert data_defect_count(report) == result.data["defect_count"]
+
+
+def test_observed_drift_exposes_what_the_tool_sees_from_files(tmp_path: Path) -> None:
+    _write(_rows(REF_SEED, T0, n=600).drop(columns="timestamp"), tmp_path / "ref.parquet")
+    _write(_rows(12, T0, shift=1.5), tmp_path / "logs" / "a.parquet")
+    metrics = SupervisorMetrics(models=["m", "gone"])
+    sources = {
+        "m": FileDriftSource(
+            reference=str(tmp_path / "ref.parquet"), current=str(tmp_path / "logs")
+        ),
+        "gone": FileDriftSource(reference=str(tmp_path / "nope.csv"), current=str(tmp_path)),
+    }
+    drift = ObservedDrift(FileDriftAdapter(sources), metrics)
+    world = build_world(demo_world_spec())
+    backends = read_only(metrics=world, alerts=world, drift=drift, registry=world, deploy=world)
+    tools_ = default_registry()
+
+    def call(model: str, now: datetime) -> ToolStatus:
+        ctx = ToolContext(backends=backends, clock=SimClock(now))
+        return tools_.call(ctx, "get_drift_report", {"model": model}, call_id="c").status
+
+    assert call("m", T0 + HOUR) is ToolStatus.OK
+    assert call("m", T0) is ToolStatus.NO_DATA
+    assert call("gone", T0 + HOUR) is ToolStatus.ERROR
+    v = lambda name, **labels: _value(metrics, f"mlops_supervisor_{name}", **labels)  # noqa: E731
+    assert v("drift_share", model="m") == 0.25
+    assert v("feature_drifted", model="m", feature="f0") == 1.0
+    score = v("feature_drift_score", model="m", feature="f0", method="K-S p_value")
+    assert score is not None and score < 1e-10
+    assert v("drift_checks_total", model="m", status="ok") == 1
+    assert v("drift_checks_total", model="m", status="no_data") == 1
+    assert v("drift_checks_total", model="gone", status="error") == 1
+    assert v("drift_share", model="gone") is None
 
 
 def test_public_exports_are_curated() -> None:

@@ -3,10 +3,15 @@
 Typical use::
 
     metrics = SupervisorMetrics(models=[m.name for m in config.models])
-    metrics.observe_drift(report)          # after each drift check
+    drift = ObservedDrift(drift_adapter, metrics)  # every drift report becomes gauges
     body, ctype = metrics.render(), metrics.content_type
 """
 
-from ._metrics import DECISION_LATENCY_BUCKETS, SupervisorMetrics, data_defect_count
+from ._metrics import DECISION_LATENCY_BUCKETS, ObservedDrift, SupervisorMetrics, data_defect_count
 
-__all__ = ["DECISION_LATENCY_BUCKETS", "SupervisorMetrics", "data_defect_count"]
+__all__ = [
+    "DECISION_LATENCY_BUCKETS",
+    "ObservedDrift",
+    "SupervisorMetrics",
+    "data_defect_count",
+]

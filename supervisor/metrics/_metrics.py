@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from supervisor._errors import BackendError
 from supervisor.domain import ActionType, IncidentStatus, OutcomeStatus, ToolStatus, Verdict
-from tools import DriftReport
+from tools import DriftPort, DriftReport
 from tools._catalog import NULL_SPIKE, SCALE_CHANGE
 
-__all__ = ["DECISION_LATENCY_BUCKETS", "SupervisorMetrics", "data_defect_count"]
+__all__ = [
+    "DECISION_LATENCY_BUCKETS",
+    "ObservedDrift",
+    "SupervisorMetrics",
+    "data_defect_count",
+]
 
 #: Histogram buckets of decision latency, in seconds: from a rules decision to an LLM one.
 DECISION_LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -304,3 +311,32 @@ class SupervisorMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format, for ``GET /metrics``."""
         return generate_latest(self.registry)
+
+
+class ObservedDrift:
+    """A drift port that exposes every report it answers (and every failure) as metrics.
+
+    Wrap the real adapter with it before handing it to tools, so the figures of each drift
+    check, scheduled or asked by a reasoner, reach ``/metrics``::
+
+        drift = ObservedDrift(FileDriftAdapter(sources, cfg, clock=clock), metrics)
+    """
+
+    def __init__(self, inner: DriftPort, metrics: SupervisorMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def report(
+        self, model: str, *, window: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        """The inner port's report, recorded on the way out."""
+        try:
+            report = self._inner.report(model, window=window, end=end)
+        except BackendError:
+            self._metrics.drift_check_failed(model, "error")
+            raise
+        if report is None:
+            self._metrics.drift_check_failed(model, "no_data")
+        else:
+            self._metrics.observe_drift(report)
+        return report
