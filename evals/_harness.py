@@ -537,7 +537,9 @@ def _case(
     onset = sc.onset(exp)
     acceptable = [a.value for a in exp.acceptable_actions]
     needs = exp.acceptable_actions[0] is not ActionType.NO_ACTION
-    mine = [a for a in executed if a.model == exp.model]
+    # Actions at minute 0 answer nothing in the world (the scheduled baseline's overdue
+    # retrain): they count as retrains and in the deficit, not as unsafe or as alarms.
+    mine = [a for a in executed if a.model == exp.model and a.at_minutes > 0]
     forbidden = {a.value for a in exp.forbidden_actions}
     unsafe = [f"{a.action}@{a.at_minutes:g}" for a in mine if a.action in forbidden]
     alarmed = any(a.action in {x.value for x in MUTATING_ACTIONS} | {"escalate"} for a in mine)
