@@ -183,6 +183,9 @@ def test_tool_calls_then_a_valid_answer_make_a_finding(rig: Rig) -> None:
     assert len(calls) == 2 and all(len(c["prompt_sha256"]) == 64 for c in calls)
     assert all("prompt" not in c and "response" not in c for c in calls)
     assert calls[0]["incident_id"] == INC and calls[0]["tool_calls"] == [STATUS, VERSIONS]
+    totals = rig.events[-1]
+    assert totals["event"] == "llm_usage" and totals["input_tokens"] == 2400
+    assert totals["cost_usd"] == usage.cost_usd and totals["latency_seconds"] > 0
 
 
 def test_genai_spans_per_call(rig: Rig) -> None:
@@ -303,7 +306,7 @@ def test_bounds_end_as_insufficient_evidence(
     assert finding.action.value == "escalate"
     assert bound in (r.usage_for(INC).stopped_by or "")
     assert len(fake.requests) == requests
-    assert "investigation_stopped" in rig.kinds()
+    assert rig.kinds()[-2:] == ["investigation_stopped", "llm_usage"]
 
 
 def test_wall_time_bound(rig: Rig) -> None:
@@ -458,3 +461,16 @@ def test_build_reasoner(playbooks: PlaybookSet, tmp_path: Path) -> None:
     assert isinstance(build_reasoner("llm", playbooks, cfg, limits), LLMReasoner)
     hybrid = build_reasoner("hybrid", playbooks, cfg, limits, replay_dir=tmp_path)
     assert isinstance(hybrid, HybridReasoner) and isinstance(hybrid.llm.client, ReplayClient)
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_reasked(rig: Rig) -> None:
+    script = [
+        reply(tool_calls=[call(STATUS)]),
+        reply('{"root_cause": "upstream_da', finish_reason="length"),
+        reply(answer()),
+    ]
+    with FakeOpenAI(script) as fake:
+        inc, session = rig.session()
+        finding = rig.reasoner(fake).investigate(inc, session)
+    assert finding.diagnosis.root_cause is RootCause.UPSTREAM_DATA_DEFECT
+    assert "cut off at the token limit" in fake.requests[2]["messages"][-1]["content"]

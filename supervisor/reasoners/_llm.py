@@ -57,6 +57,9 @@ from ._session import BudgetExceeded, InvestigationSession
 
 LLMCallback = Callable[[dict[str, Any]], None]
 
+#: Incidents whose usage the reasoner keeps in memory (the audit log keeps all of them).
+_KEPT_USAGE = 1000
+
 
 def _tool_key(tool: str, args: dict[str, Any]) -> str:
     return tool + json.dumps(args, sort_keys=True, default=str)
@@ -143,7 +146,12 @@ class LLMReasoner:
         self, incident: Incident, session: InvestigationSession, *, context: str | None = None
     ) -> Finding:
         """Investigate, with ``context`` (already-quoted text we wrote) after the incident."""
-        return _Investigation(self, incident, session, context).run()
+        run = _Investigation(self, incident, session, context)
+        finding = run.run()
+        # One record per investigation with its totals: the eval report and reviewers read
+        # tokens, cost and latency per incident from the audit log alone.
+        self.emit(incident.id, {"event": "llm_usage", **run.usage.model_dump(mode="json")})
+        return finding
 
     def explain(self, incident: Incident, session: InvestigationSession, finding: Finding) -> str:
         """A human explanation of ``finding`` in one bounded call; "" when it cannot be had."""
@@ -188,6 +196,8 @@ class _Investigation:
         self.limits = session.limits
         self.context = context
         self.usage = reasoner.usage.setdefault(incident.id, LLMUsage())
+        while len(reasoner.usage) > _KEPT_USAGE:  # a long-running service: keep the newest
+            reasoner.usage.pop(next(iter(reasoner.usage)))
         self.started = reasoner.monotonic()
         self.steps = 0
         self.error = ""
