@@ -32,7 +32,9 @@ def _is_local(address: Any) -> bool:
 def _guarded(real: Any) -> Any:
     def connect(self: socket.socket, address: Any) -> Any:
         if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address):
-            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed in tests")
+            raise AssertionError(
+                f"test tried to reach {address!r}: only loopback is allowed in tests"
+            )
         return real(self, address)
 
     return connect
@@ -45,4 +47,3 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: fails fast
     yield
-

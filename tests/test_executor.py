@@ -602,13 +602,6 @@ def _replace_canary(world: SimWorld) -> str:
     return str(run.version)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Executor._apply aborts whatever canary serves now "
-        "(expected_version=status.canary_version), not the plan's target version"
-    ),
-)
 def test_abort_of_a_canary_that_changed_under_us_fails(bench: Bench) -> None:
     plan = plan_for(A.ABORT_CANARY)  # abort version 3
     record_decision(bench, plan)
@@ -618,13 +611,6 @@ def test_abort_of_a_canary_that_changed_under_us_fails(bench: Bench) -> None:
     assert outcome.status is OutcomeStatus.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Executor._apply sets the weight of whatever canary serves now "
-        "(expected_version=status.canary_version), not of the plan's target version"
-    ),
-)
 def test_weight_of_a_canary_that_changed_under_us_is_not_set(bench: Bench) -> None:
     plan = plan_for(A.SET_CANARY_WEIGHT)  # version 3 to 50%
     record_decision(bench, plan)
@@ -634,14 +620,6 @@ def test_weight_of_a_canary_that_changed_under_us_is_not_set(bench: Bench) -> No
     assert outcome.status is OutcomeStatus.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Executor._already_applied treats a retrain run that failed validation as "
-        "applied, so a crash after a failed retrain ends as 'reconciled' (took effect), "
-        "which also counts towards the retrain rate limit; without the crash it is 'failed'"
-    ),
-)
 def test_crash_after_a_retrain_that_failed_validation_is_not_reconciled(bench: Bench) -> None:
     plan = plan_for(A.RETRAIN).model_copy(
         update={"parameters": {"window_hours": 1, "min_accuracy": 0.99, "canary_weight": 10}}

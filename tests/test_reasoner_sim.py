@@ -116,7 +116,7 @@ def _benign(c: Cited) -> None:
 
 CASES = {
     "covariate_drift": Case(
-        "covariate_drift", "covariate-drift", "data_drift", "retrain",
+        "covariate_drift", "covariate-drift", "quality_drop", "retrain",
         faults=[fault("covariate_drift")], evidence=_covariate,
     ),
     "concept_drift": Case(
@@ -219,14 +219,6 @@ def test_playbook_diagnoses_its_own_incident(name: str, tmp_path: Path) -> None:
         rig.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIM/PLAYBOOK MISMATCH: with the default 5-minute serving signals, a saturation fault "
-        "at 08:30 opens high_error_rate at 08:35, when the infrastructure playbook's 10-minute "
-        "saturation reads 0.7024 (< 0.85): the diagnosis is insufficient_evidence"
-    ),
-)
 def test_infrastructure_with_default_signal_windows(tmp_path: Path) -> None:
     case = CASES["infrastructure"]
     default = Case(**{**case.__dict__, "config": None})
@@ -237,18 +229,9 @@ def test_infrastructure_with_default_signal_windows(tmp_path: Path) -> None:
         rig.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIM/CONFIG MISMATCH: the default checks do not watch accuracy, so concept drift "
-        "(inputs unchanged) opens no incident of its own; seed 7 opens data_drift at 09:35 only "
-        "from Evidently false positives (f0 p=0.042, f2 p=0.035, drift_share 0.4), diagnosed "
-        "covariate_drift"
-    ),
-)
 def test_concept_drift_with_default_signals(tmp_path: Path) -> None:
     case = CASES["concept_drift"]
-    default = Case(**{**case.__dict__, "config": None, "symptom": "data_drift"})
+    default = Case(**{**case.__dict__, "config": None, "symptom": "quality_drop"})
     rig, incident_id = run_case(default, tmp_path)
     try:
         assert_case(rig, incident_id, default)
@@ -256,13 +239,6 @@ def test_concept_drift_with_default_signals(tmp_path: Path) -> None:
         rig.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: tool call ids restart at :t1 in every InvestigationSession (investigate, verify), "
-        "so one incident's audit trail holds two different tool_call records with the same call_id"
-    ),
-)
 def test_tool_call_ids_are_unique_within_an_incident(tmp_path: Path) -> None:
     rig, incident_id = run_case(CASES["bad_model_version"], tmp_path)
     try:

@@ -96,13 +96,19 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.config, host=args.host, port=args.port)
 
 
+_PAST = {"approve": "approved", "deny": "denied"}
+
+
 def _answer(args: argparse.Namespace) -> int:
     from ._session import open_session
 
     with open_session(args.state) as sup:
         fn = sup.approve if args.verb == "approve" else sup.deny
         state = fn(args.incident, args.by, args.comment)
-        print(f"{args.incident}: {args.verb}d by {args.by}; incident is now {state.get('status')}")
+        print(
+            f"{args.incident}: {_PAST[args.verb]} by {args.by}; "
+            f"incident is now {state.get('status')}"
+        )
         if state.get("report_path"):
             print(f"report: {state['report_path']}")
     return 0

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from supervisor.domain import MetricName, Symptom
 from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
+from tools.kubernetes._config import KubernetesConfig
 from tools.prometheus._config import PrometheusConfig
 
 
@@ -59,10 +60,14 @@ class DriftCheck(_Strict):
     """The scheduled drift check."""
 
     drift_share_threshold: float = Field(
-        default=0.3, ge=0, le=1, description="Open an incident at or above."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Open an incident at or above (Evidently's own dataset-drift default); "
+        "lower it to hear about smaller shifts, at the cost of false alarms.",
     )
     window_minutes: int = Field(default=60, ge=1, description="Current window length.")
-    interval_minutes: int = Field(default=30, ge=1, description="How often to check.")
+    interval_minutes: int = Field(default=15, ge=1, description="How often to check.")
 
 
 class WatchedModel(_Strict):
@@ -78,6 +83,9 @@ class WatchedModel(_Strict):
             SignalThreshold(metric=MetricName.ERROR_RATE, threshold=0.05),
             SignalThreshold(metric=MetricName.LATENCY_P99, threshold=500.0),
             SignalThreshold(metric=MetricName.SATURATION, threshold=0.9),
+            # Concept drift moves no input: only labelled accuracy shows it. Labels arrive
+            # late, so the window must be longer than the label delay.
+            SignalThreshold(metric=MetricName.ACCURACY, op="<", threshold=0.7, window_minutes=60),
         ],
         description="Serving signals and thresholds.",
     )
@@ -163,6 +171,9 @@ class BackendsConfig(_Strict):
     )
     prometheus: PrometheusConfig | None = Field(
         default=None, description="Real metrics and alerts from Prometheus."
+    )
+    kubernetes: KubernetesConfig | None = Field(
+        default=None, description="Real deploy port: KServe InferenceServices or Deployments."
     )
 
 

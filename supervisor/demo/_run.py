@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -24,7 +24,7 @@ from ._scenario import DEMO_APPROVER, demo_config
 from ._wiring import save_world, sim_backends
 
 TICK = timedelta(minutes=5)
-HORIZON = timedelta(hours=5)
+HORIZON = timedelta(hours=2, minutes=30)
 APPROVER_DELAY = timedelta(minutes=20)
 
 
@@ -62,12 +62,16 @@ def run_demo(out: Path, *, seed: int = 7, quiet: bool = False) -> int:
 
     try:
         end = world.clock.now() + HORIZON
+        asked: dict[str, datetime] = {}
         while world.clock.now() < end:
             world.advance(TICK)
             sup.tick()
             flush()
             for pending in sup.pending_approvals():
-                world.advance(APPROVER_DELAY)  # a person takes a while to read the report
+                # A person takes a while to read the report before answering.
+                asked_at = asked.setdefault(pending.incident_id, world.clock.now())
+                if world.clock.now() - asked_at < APPROVER_DELAY:
+                    continue
                 view.note(
                     f"{DEMO_APPROVER} (the demo's approver) reviews {pending.incident_id} "
                     f"and approves {pending.action}"

@@ -79,6 +79,9 @@ class Incident(_Strict):
     fingerprints: list[str] = Field(default_factory=list, description="Alert fingerprints seen.")
     group_keys: list[str] = Field(default_factory=list, description="Alertmanager groupKeys seen.")
     resolved_at: datetime | None = Field(default=None, description="When the alert resolved.")
+    ended_at: datetime | None = Field(
+        default=None, description="When the incident reached mitigated, escalated or closed."
+    )
 
     @property
     def dedup_key(self) -> str:

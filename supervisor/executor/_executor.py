@@ -182,6 +182,7 @@ class Executor:
         after = status
         if plan.action is ActionType.ABORT_CANARY:
             if status.canary_version is not None:
+                _same_canary(model, status.canary_version, version)
                 after = deploy.abort_canary(model, expected_version=status.canary_version)
         elif plan.action is ActionType.SET_CANARY_WEIGHT:
             weight = int(plan.parameters.get("weight") or 0)
@@ -189,6 +190,7 @@ class Executor:
                 raise ActionError(
                     f"{model!r} has no canary to set a weight on; re-run the canary analysis"
                 )
+            _same_canary(model, status.canary_version, version)
             if status.canary_weight != weight:
                 after = deploy.set_canary_weight(
                     model, weight, expected_version=status.canary_version
@@ -271,7 +273,8 @@ class Executor:
             if run is None:
                 return False, state
             deployed = status is not None and status.canary_version == run.version
-            return deployed or not run.validation_passed, {
+            # A run that failed validation did not take effect: _apply reports it as failed.
+            return deployed and run.validation_passed, {
                 **state,
                 "retrain": run.model_dump(mode="json"),
             }
@@ -308,6 +311,15 @@ class Executor:
             },
         )
         return outcome
+
+
+def _same_canary(model: str, serving: str, planned: str | None) -> None:
+    """The canary the plan was made for must still be the one serving: never act on a newer one."""
+    if planned is not None and serving != planned:
+        raise ActionError(
+            f"canary of {model!r} is now {serving!r}, not {planned!r} as planned: "
+            "it changed under us; re-run the canary analysis"
+        )
 
 
 def _alias(read: ReadBackends, model: str, alias: str) -> str | None:

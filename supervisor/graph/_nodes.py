@@ -62,6 +62,7 @@ def _session(ctx: SupervisorContext, incident: Incident, node: str) -> Investiga
         ctx.config.limits,
         on_result=on_result,
         span=lambda tool: ctx.recorder.span(f"tool.{tool}", incident_id=incident.id),
+        prefix=f"{node}-",
     )
 
 

@@ -14,6 +14,12 @@ from supervisor.config import SupervisorConfig, WatchedModel
 from supervisor.domain import MetricName, Signal, SignalKind, Symptom
 from tools._toolkit import ToolContext, ToolRegistry
 
+#: Window (minutes) in which upstream defects are looked for.
+RECENT_MINUTES = 15
+
+#: Signals that judge the model's predictions rather than the serving path.
+_QUALITY = frozenset({MetricName.ACCURACY, MetricName.PREDICTION_SCORE_MEAN})
+
 _METRIC_SYMPTOM = {
     MetricName.ERROR_RATE: Symptom.HIGH_ERROR_RATE,
     MetricName.LATENCY_P50: Symptom.HIGH_LATENCY,
@@ -49,15 +55,22 @@ class Checker:
         signals: list[Signal] = []
         status = self._call(m, "get_deployment_status", {})
         canary = status.data.get("canary_version") if status.ok else None
+        stable = status.data.get("stable_version") if status.ok else None
         throughput = self._call(m, "get_metric", {"metric": "throughput", "window_minutes": 15})
         if throughput.status.value == "no_data":
             return [
                 self._signal(m, Symptom.NO_DATA, now, None, "no throughput reported in 15 minutes")
             ]
         for s in m.signals:
-            r = self._call(
-                m, "get_metric", {"metric": s.metric.value, "window_minutes": s.window_minutes}
-            )
+            if canary is not None and s.metric in _QUALITY:
+                # A canary is the fix under way: the stable version's quality is expected to be
+                # low until the canary analysis promotes or aborts it.
+                continue
+            args: dict[str, object] = {"metric": s.metric.value, "window_minutes": s.window_minutes}
+            if s.metric in _QUALITY and stable is not None:
+                # Judge the version that serves now, not the one it replaced in the same window.
+                args["version"] = stable
+            r = self._call(m, "get_metric", args)
             if not r.ok:
                 continue
             value = float(r.data["value"])
@@ -98,6 +111,11 @@ class Checker:
         if last is None or now - last >= timedelta(minutes=m.drift.interval_minutes):
             self._last_drift[m.name] = now
             d = self._call(m, "get_drift_report", {"window_minutes": m.drift.window_minutes})
+            # A broken pipeline is a step change: judge defects on the most recent inputs, where
+            # the defect is whole, not diluted by the healthy part of a long window.
+            recent = self._call(m, "get_drift_report", {"window_minutes": RECENT_MINUTES})
+            if recent.ok and recent.data["defect_count"] > 0:
+                d = recent
             if d.ok and (
                 d.data["drift_share"] >= m.drift.drift_share_threshold or d.data["defect_count"] > 0
             ):

@@ -122,9 +122,11 @@ class IncidentManager:
             inc = self._incidents[incident_id]
             if inc.status is status:
                 return
-            self._incidents[incident_id] = inc.model_copy(
-                update={"status": status, "updated_at": self.clock.now()}
-            )
+            now = self.clock.now()
+            update: dict[str, object] = {"status": status, "updated_at": now}
+            if status in ENDED and inc.ended_at is None:
+                update["ended_at"] = now
+            self._incidents[incident_id] = inc.model_copy(update=update)
             self._save()
 
     def _match(self, signal: Signal) -> Incident | None:
@@ -150,12 +152,22 @@ class IncidentManager:
         return None
 
     def _recently_ended(self, signal: Signal) -> Incident | None:
+        """The incident a new signal is folded into during the cooldown after it ended.
+
+        Same symptom: always. Another symptom of a model whose last incident was escalated:
+        also, because a person is already on it and a second page would be noise.
+        """
         now = self.clock.now()
         for inc in reversed(list(self._incidents.values())):
             if (
-                inc.dedup_key == signal.dedup_key
-                and inc.status in ENDED
-                and now - inc.updated_at < self.cooldown
+                inc.status not in ENDED
+                or inc.ended_at is None
+                or now - inc.ended_at >= self.cooldown
+            ):
+                continue
+            same_model = (inc.model, inc.environment) == (signal.model, signal.environment)
+            if inc.dedup_key == signal.dedup_key or (
+                same_model and inc.status is IncidentStatus.ESCALATED
             ):
                 return inc
         return None

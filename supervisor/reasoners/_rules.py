@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from supervisor.domain import (
@@ -22,6 +23,7 @@ from supervisor.domain import (
     Incident,
     RootCause,
     RuledOut,
+    TimeWindow,
     ToolResult,
     ToolStatus,
 )
@@ -202,6 +204,7 @@ class RulesReasoner:
             if c.check.role == "rule_out" and c.outcome == "fail"
         ]
         diagnosis = Diagnosis(
+            poisoned_windows=_poisoned(pb, match),
             root_cause=pb.root_cause,
             confidence=round(confidence, 3),
             summary=f"{pb.title}: " + "; ".join(e.finding for e in evidence if e.supports) + ".",
@@ -216,6 +219,19 @@ class RulesReasoner:
             parameters=dict(pb.action.parameters),
             rationale=pb.action.rationale,
         )
+
+
+def _poisoned(pb: Playbook, match: PlaybookVerdict) -> list[TimeWindow]:
+    """An upstream defect poisons the window it was found in: no retrain may train on it."""
+    if pb.root_cause is not RootCause.UPSTREAM_DATA_DEFECT:
+        return []
+    out = []
+    for c in match.checks:
+        data = c.result.data
+        if c.result.tool == "get_drift_report" and c.result.ok and c.result.observed_at:
+            start = c.result.observed_at - timedelta(minutes=int(data["window_minutes"]))
+            out.append(TimeWindow(start=start, end=c.result.observed_at))
+    return out[:1]
 
 
 def _ruled_out(verdicts: Any) -> list[RuledOut]:

@@ -42,6 +42,7 @@ class InvestigationSession:
         on_result: Callable[[ToolResult], None] = lambda r: None,
         span: Callable[[str], AbstractContextManager[object]] = lambda name: nullcontext(),
         monotonic: Callable[[], float] = time.monotonic,
+        prefix: str = "t",
     ) -> None:
         self.incident = incident
         self.registry = registry
@@ -51,6 +52,7 @@ class InvestigationSession:
         self._cache: dict[str, ToolResult] = {}
         self._on_result = on_result
         self._span = span
+        self._prefix = prefix
         self._monotonic = monotonic
         self._started = monotonic()
 
@@ -68,7 +70,7 @@ class InvestigationSession:
             raise BudgetExceeded("max_tool_calls", self.limits.max_tool_calls)
         if self._monotonic() - self._started > self.limits.max_wall_seconds:
             raise BudgetExceeded("max_wall_seconds", self.limits.max_wall_seconds)
-        call_id = f"{self.incident.id}:t{self.tool_calls + 1}"
+        call_id = f"{self.incident.id}:{self._prefix}{self.tool_calls + 1}"
         with self._span(tool):
             result = self.registry.call(self.tool_ctx, tool, full, call_id=call_id)
             self._cache[key] = result

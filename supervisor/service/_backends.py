@@ -73,6 +73,12 @@ def build_backends(config: SupervisorConfig) -> Backends:
         client = PrometheusClient(config.backends.prometheus, clock=clock)
         metrics, alerts = PrometheusMetrics(client), PrometheusAlerts(client)
         closers.append(client)
-    read = read_only(metrics=metrics, alerts=alerts, drift=world, registry=world, deploy=world)
-    write = WriteBackends(registry=world, deploy=world, train=world, notifier=world)
+    deploy: Any = world
+    if config.backends.kubernetes is not None:
+        from tools.kubernetes import KubernetesDeploy
+
+        deploy = KubernetesDeploy(config.backends.kubernetes, clock=clock)
+        closers.append(deploy)
+    read = read_only(metrics=metrics, alerts=alerts, drift=world, registry=world, deploy=deploy)
+    write = WriteBackends(registry=world, deploy=deploy, train=world, notifier=world)
     return Backends(read=read, write=write, clock=clock, world=world, closers=closers)
