@@ -86,7 +86,7 @@ def classify(connection: MlflowConnection, fn: Callable[[], T]) -> T:
 def backend_error(connection: MlflowConnection, what: str, err: Exception) -> BackendError:
     """A BackendError for a failed read, naming the store and what to check."""
     return BackendError(
-        f"mlflow: {what} failed at {_where(connection)}: {err}; {_hint(connection)}"
+        f"mlflow: {what} failed at {_where(connection)}: {err}; {_hint(connection, err)}"
     )
 
 
@@ -95,7 +95,7 @@ def action_error(
 ) -> ActionError:
     """An ActionError for a failed write; ``state`` says what the registry looks like now."""
     return ActionError(
-        f"mlflow: {what} failed at {_where(connection)}: {err}; {state}; {_hint(connection)}"
+        f"mlflow: {what} failed at {_where(connection)}: {err}; {state}; {_hint(connection, err)}"
     )
 
 
@@ -103,7 +103,9 @@ def _where(connection: MlflowConnection) -> str:
     return repr(connection.registry)
 
 
-def _hint(connection: MlflowConnection) -> str:
+def _hint(connection: MlflowConnection, err: Exception) -> str:
+    if isinstance(err, Rejected):
+        return "the store refused the request: this is a bug or a version mismatch, not a fault"
     if connection.is_server:
         return (
             "check that the MLflow server is running and reachable from the supervisor "

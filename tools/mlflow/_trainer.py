@@ -29,7 +29,14 @@ from ._client import NotFound, Rejected, Unavailable, action_error, backend_erro
 from ._config import MlflowConnection
 from ._registry import CHALLENGER, EXCLUDED, WINDOW_END, WINDOW_START, MlflowRegistry
 from ._runners import LocalRunner, TrainingRunner
-from ._training import DETAIL_TAG, MODEL_URI_TAG, TRAINED_TAG, VALIDATION_TAG, TrainingRequest
+from ._training import (
+    DETAIL_TAG,
+    MODEL_ID_TAG,
+    MODEL_URI_TAG,
+    TRAINED_TAG,
+    VALIDATION_TAG,
+    TrainingRequest,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -244,7 +251,12 @@ class MlflowTrainer:
             return classify(
                 self.connection,
                 lambda: self.client.create_model_version(
-                    model, source, run_id=run.info.run_id, tags=version_tags
+                    model,
+                    source,
+                    run_id=run.info.run_id,
+                    tags=version_tags,
+                    # MLflow 3 logged models (models:/m-...) register by id.
+                    model_id=tags.get(MODEL_ID_TAG) or None,
                 ),
             )
         except (NotFound, Rejected, Unavailable) as err:

@@ -23,6 +23,7 @@ from supervisor.domain import TimeWindow
 #: Run tags the harness writes and the trainer reads back.
 TRAINED_TAG = "mlops_supervisor.trained"
 MODEL_URI_TAG = "mlops_supervisor.model_uri"
+MODEL_ID_TAG = "mlops_supervisor.model_id"
 VALIDATION_TAG = "validation_status"
 DETAIL_TAG = "mlops_supervisor.validation_detail"
 ACCURACY = "accuracy_score"
@@ -157,6 +158,7 @@ def run_training(request: TrainingRequest) -> dict[str, str]:
             VALIDATION_TAG: status,
             DETAIL_TAG: detail[:4000],
             MODEL_URI_TAG: info.model_uri,
+            MODEL_ID_TAG: str(info.model_id or ""),
             TRAINED_TAG: "true",
         }
         mlflow.set_tags(tags)
