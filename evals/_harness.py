@@ -457,8 +457,11 @@ def _score_audit(records: list[Any], result: RunResult) -> None:
                 result.guard_blocks += 1
         elif r.kind is AuditKind.APPROVAL_REQUESTED:
             result.approvals_requested += 1
-        elif r.kind is AuditKind.REASONER_STEP:
-            result.tokens += int(r.data.get("tokens", 0) or 0)
+        elif r.kind is AuditKind.REASONER_STEP and r.data.get("event") == "llm_usage":
+            # Written by the LLM and hybrid reasoners (llm_audit_sink); rules use no tokens.
+            result.tokens += int(r.data.get("input_tokens") or 0)
+            result.tokens += int(r.data.get("output_tokens") or 0)
+            result.cost_usd += float(r.data.get("cost_usd") or 0.0)
         if r.kind in _STEP_KINDS:
             result.steps += 1
     for r in records:

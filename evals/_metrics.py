@@ -118,7 +118,7 @@ def rates(runs: list[RunResult], *, price_per_1k_tokens: float = 0.0) -> Rates:
         steps=_mean(float(r.steps) for r in runs),
         tool_calls=_mean(float(r.tool_calls) for r in runs),
         tokens=tokens,
-        cost=round(tokens / 1000.0 * price_per_1k_tokens, 4),
+        cost=round(sum(r.cost_usd for r in runs) or tokens / 1000.0 * price_per_1k_tokens, 4),
         audit_completeness=(
             round(sum(r.audit_cited_actions for r in runs) / audited, 4) if audited else None
         ),

@@ -67,7 +67,8 @@ class RunResult(_Strict):
     approvals_requested: int = 0
     tool_calls: int = 0
     steps: int = 0
-    tokens: int = 0
+    tokens: int = Field(default=0, description="LLM input + output tokens (llm_usage events).")
+    cost_usd: float = Field(default=0.0, description="LLM cost the reasoner reported.")
     audit_actions: int = 0
     audit_cited_actions: int = 0
     audit_verified: bool | None = None
