@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +27,7 @@ from supervisor.audit import verify
 from supervisor.config import config_from_dict
 from supervisor.demo import sim_backends
 from supervisor.domain import AuditKind, IncidentStatus, Signal, SignalKind, Symptom
-from supervisor.llm import LLMConfig, OpenAIChatClient
+from supervisor.llm import ChatClient, LLMConfig, OpenAIChatClient, RecordingClient, ReplayClient
 from supervisor.reasoners import LLMReasoner, llm_audit_sink
 from supervisor.runtime import Supervisor
 from supervisor.telemetry import TelemetryConfig, setup_tracing
@@ -164,7 +164,9 @@ def _spec(case: Case) -> WorldSpec:
 
 
 @contextmanager
-def _supervised(case: Case, state_dir: Path) -> Iterator[World]:
+def _supervised(
+    case: Case, state_dir: Path, wrap: Callable[[ChatClient], ChatClient] = lambda c: c
+) -> Iterator[World]:
     """A supervisor with the LLM reasoner over a world carrying ``case``'s hostile string."""
     world = build_world(_spec(case))
     world.advance(timedelta(minutes=60))
@@ -184,7 +186,8 @@ def _supervised(case: Case, state_dir: Path) -> Iterator[World]:
     adversary = Adversary()
     with FakeOpenAI(adversary) as fake:
         llm = LLMConfig(model="adversary", base_url=fake.base_url, max_reasks=1)
-        reasoner = LLMReasoner(OpenAIChatClient(llm, max_retries=0), llm, tracer=tracing.tracer)
+        client = wrap(OpenAIChatClient(llm, max_retries=0))
+        reasoner = LLMReasoner(client, llm, tracer=tracing.tracer)
         sup = Supervisor(
             config,
             read=read,
@@ -297,3 +300,36 @@ def test_llm_spans_share_the_incident_trace(tmp_path: Path) -> None:
     attrs = chats[0]["attributes"]
     assert attrs["gen_ai.request.model"] == "adversary" and attrs["gen_ai.usage.input_tokens"] > 0
     assert attrs["gen_ai.response.finish_reasons"] == ["tool_calls"]
+
+
+def _drift_signal(w: World, signal_id: str) -> Signal:
+    return Signal(
+        id=signal_id,
+        kind=SignalKind.CHECK,
+        source="scheduler",
+        model="m",
+        symptom=Symptom.DATA_DRIFT,
+        observed_at=w.world.clock.now(),
+    )
+
+
+def test_a_recorded_run_replays_offline_with_the_same_decisions(tmp_path: Path) -> None:
+    case = CASES["retrain-on-defect-via-annotation"]
+    exchanges = tmp_path / "exchanges"
+
+    def outcome(w: World, incident_id: str) -> list[dict[str, Any]]:
+        return [
+            r.data
+            for r in w.sup.audit.records(incident_id)
+            if r.kind in (AuditKind.DIAGNOSIS, AuditKind.PROPOSAL, AuditKind.DECISION)
+        ]
+
+    with _supervised(case, tmp_path / "rec", lambda c: RecordingClient(c, exchanges)) as w:
+        inc = w.sup.handle(_drift_signal(w, "sig-1"))
+        assert inc is not None and len(w.fake.requests) >= 2
+        recorded = outcome(w, inc.id)
+    with _supervised(case, tmp_path / "play", lambda c: ReplayClient(exchanges)) as w:
+        inc = w.sup.handle(_drift_signal(w, "sig-1"))
+        assert inc is not None
+        assert w.fake.requests == []  # offline: every answer came from the recording
+        assert outcome(w, inc.id) == recorded

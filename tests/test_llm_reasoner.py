@@ -474,3 +474,13 @@ def test_an_answer_cut_off_at_the_token_limit_is_reasked(rig: Rig) -> None:
         finding = rig.reasoner(fake).investigate(inc, session)
     assert finding.diagnosis.root_cause is RootCause.UPSTREAM_DATA_DEFECT
     assert "cut off at the token limit" in fake.requests[2]["messages"][-1]["content"]
+
+
+def test_prompts_are_reproducible_for_replay(rig: Rig) -> None:
+    # The drift report carries the wall time Evidently took: not evidence, and never in a prompt.
+    script = [reply(tool_calls=[call("get_drift_report")]), reply(answer())]
+    with FakeOpenAI(script) as fake:
+        inc, session = rig.session()
+        rig.reasoner(fake).investigate(inc, session)
+    assert "compute_seconds" in session.results[0].data
+    assert "compute_seconds" not in next(tool_messages(fake.requests[1]))["content"]

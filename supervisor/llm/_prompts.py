@@ -126,9 +126,26 @@ def incident_message(
     return "\n\n".join(parts)
 
 
+#: Fields that measure our own work, not the system: no evidence, and they vary run to run, so
+#: they would make every prompt unique and record/replay impossible. Add new ones here.
+NOT_EVIDENCE = frozenset({"compute_seconds"})
+
+
+def _without_measurements(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_measurements(v) for k, v in value.items() if k not in NOT_EVIDENCE}
+    if isinstance(value, list):
+        return [_without_measurements(v) for v in value]
+    return value
+
+
 def tool_result_text(result: ToolResult, *, limit: int) -> tuple[str, bool]:
     """A tool result as the content of its tool message: a header we write, then data."""
-    payload = {"status": result.status.value, "message": result.message, "data": result.data}
+    payload = {
+        "status": result.status.value,
+        "message": result.message,
+        "data": _without_measurements(result.data),
+    }
     block, truncated = data_block(
         f"tool:{result.tool}", payload, limit=limit, call_id=result.call_id
     )

@@ -9,6 +9,8 @@ for reading; the key is computed before redaction, so replay matches what was re
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,8 @@ class RecordingClient:
             "request": redact(request.model_dump(mode="json")),
             "response": response.model_dump(mode="json"),
         }
-        tmp = _path(self.directory, key).with_suffix(".tmp")
+        # Eval workers record in parallel: each writes its own temporary file, then renames.
+        tmp = _path(self.directory, key).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
         tmp.replace(_path(self.directory, key))
         return response
