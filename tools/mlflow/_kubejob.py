@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from pathlib import Path
 from string import Template
@@ -160,13 +161,10 @@ class KubernetesJobRunner:
 
         name = where.rsplit("/", 1)[1]
         try:
-            resp = self._batch.api_client.call_api(
-                f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}/status",
-                "GET",
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
+            resp = self._batch.read_namespaced_job_status(
+                name, self.namespace, _preload_content=False
             )
+            body = json.loads(resp.data or b"{}")
         except ApiException as err:
             raise ActionError(
                 f"mlflow: reading {where} failed with {err.status} {err.reason}; "
@@ -176,8 +174,8 @@ class KubernetesJobRunner:
             raise ActionError(
                 f"mlflow: the Kubernetes API is unreachable reading {where}: {err}"
             ) from err
-        status = (resp or {}).get("status") or {}
-        return dict(status)
+        status = body.get("status") if isinstance(body, dict) else None
+        return dict(status or {})
 
 
 def _load(template: dict[str, Any] | str | Path) -> dict[str, Any]:

@@ -25,6 +25,8 @@ _LOG_TAIL = 2000
 
 @runtime_checkable
 class TrainingRunner(Protocol):
+    """Runs one training request to completion somewhere (a subprocess, a Kubernetes Job)."""
+
     def run(self, request: TrainingRequest, connection: MlflowConnection) -> str:
         """Run ``request`` to completion; return a short description of where it ran.
 
