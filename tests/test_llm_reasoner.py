@@ -461,6 +461,9 @@ def test_build_reasoner(playbooks: PlaybookSet, tmp_path: Path) -> None:
     assert isinstance(build_reasoner("llm", playbooks, cfg, limits), LLMReasoner)
     hybrid = build_reasoner("hybrid", playbooks, cfg, limits, replay_dir=tmp_path)
     assert isinstance(hybrid, HybridReasoner) and isinstance(hybrid.llm.client, ReplayClient)
+    events: list[dict[str, Any]] = []
+    hybrid.on_llm_call = events.append  # wiring sets the audit sink the same way on both
+    assert hybrid.llm.on_llm_call is not None and hybrid.on_llm_call == events.append
 
 
 def test_an_answer_cut_off_at_the_token_limit_is_reasked(rig: Rig) -> None:

@@ -64,6 +64,15 @@ class HybridReasoner:
         llm.name = self.name
 
     @property
+    def on_llm_call(self) -> LLMCallback | None:
+        """The LLM reasoner's audit callback (settable, like :attr:`LLMReasoner.on_llm_call`)."""
+        return self.llm.on_llm_call
+
+    @on_llm_call.setter
+    def on_llm_call(self, callback: LLMCallback | None) -> None:
+        self.llm.on_llm_call = callback
+
+    @property
     def usage(self) -> dict[str, LLMUsage]:
         """LLM usage per incident (incidents the rules settled without an explanation: none)."""
         return self.llm.usage
