@@ -13,6 +13,7 @@ SCHEMAS = {
     "config.schema.json": "supervisor.config:SupervisorConfig",
     "policy.schema.json": "supervisor.policy:Policy",
     "playbook.schema.json": "supervisor.reasoners:Playbook",
+    "scenario.schema.json": "evals:Scenario",
 }
 
 

@@ -62,7 +62,12 @@ def result(call_id: str, tool: str, status: ToolStatus = ToolStatus.OK) -> ToolR
 def diagnosis(
     root_cause: RootCause = RootCause.COVARIATE_DRIFT,
     confidence: float = 0.9,
-    cites: Sequence[tuple[str, str]] = (("c1", "drift_report"),),
+    cites: Sequence[tuple[str, str]] = (
+        ("c1", "drift_report"),
+        ("q1", "get_model_quality"),
+        ("d1", "get_drift_report"),
+        ("k1", "compare_canary"),
+    ),
 ) -> Diagnosis:
     return Diagnosis(
         root_cause=root_cause,
@@ -91,12 +96,15 @@ def decide(
     pol: Policy,
     p: ActionPlan | None = None,
     d: Diagnosis | None = None,
-    results: Sequence[ToolResult] = (),
+    results: Sequence[ToolResult] | None = None,
     history: FakeHistory | None = None,
     now: datetime = MONDAY,
 ) -> PolicyDecision:
+    d = d or diagnosis()
+    if results is None:  # by default the incident received every result the diagnosis cites
+        results = [result(e.call_id, e.tool) for e in d.evidence]
     return PolicyEngine(pol, SimClock(now)).decide(
-        p or plan(), d or diagnosis(), results, history or FakeHistory()
+        p or plan(), d, results, history or FakeHistory()
     )
 
 
@@ -486,3 +494,19 @@ def test_default_freeze_example_only_blocks_its_environment(default_policy: Poli
     assert decide(default_policy, frozen, now=MONDAY).verdict is Verdict.ALLOW
     demo = plan(ActionType.SET_CANARY_WEIGHT)
     assert decide(default_policy, demo, now=saturday).verdict is Verdict.ALLOW
+
+
+def test_default_retrain_needs_quality_and_drift_evidence(default_policy: Policy) -> None:
+    hearsay = diagnosis(RootCause.COVARIATE_DRIFT, cites=[("d1", "get_drift_report")])
+    d = decide(default_policy, plan(ActionType.RETRAIN, environment="staging"), hearsay)
+    assert d.verdict is Verdict.DENY and d.rule_ids[0] == "retrain-needs-quality-evidence"
+    # citing a result the incident never received is no evidence either
+    claimed = diagnosis(RootCause.COVARIATE_DRIFT)
+    d = decide(default_policy, plan(ActionType.RETRAIN, environment="staging"), claimed, results=[])
+    assert d.verdict is Verdict.DENY
+
+
+def test_default_promotion_needs_a_canary_comparison(default_policy: Policy) -> None:
+    no_cmp = diagnosis(RootCause.HEALTHY_CANARY, 0.9, cites=[("q1", "get_model_quality")])
+    d = decide(default_policy, plan(ActionType.PROMOTE_CANARY), no_cmp)
+    assert d.verdict is Verdict.DENY and "promote-needs-canary-evidence" in d.rule_ids

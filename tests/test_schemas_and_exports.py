@@ -46,8 +46,15 @@ PACKAGES = [
     "supervisor.runtime",
     "supervisor.demo",
     "supervisor.cli",
+    "supervisor.service",
+    "supervisor.metrics",
+    "supervisor.llm",
     "tools",
     "tools.sim",
+    "tools.prometheus",
+    "tools.files",
+    "tools.kubernetes",
+    "evals",
 ]
 
 

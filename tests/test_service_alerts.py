@@ -148,3 +148,31 @@ def test_payloads_a_real_alertmanager_sent_parse(name: str) -> None:
     assert not unmapped
     assert signals and all(s.model == "churn" and s.version == "v7" for s in signals)
     assert {s.status for s in signals} == {parsed.status}
+
+
+def test_metrics_endpoint_reports_the_loop(service) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, runtime = service
+    client.post("/alerts", json=payload())
+    runtime.drain(timeout=60)
+    res = client.get("/metrics")
+    assert res.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(res.text)
+        for s in fam.samples
+    }
+    decisions = sum(
+        v for (n, _), v in samples.items() if n == "mlops_supervisor_guard_decisions_total"
+    )
+    tools = sum(v for (n, _), v in samples.items() if n == "mlops_supervisor_tool_calls_total")
+    latency = [
+        v for (n, _), v in samples.items() if n == "mlops_supervisor_decision_latency_seconds_count"
+    ]
+    assert decisions >= 1 and tools >= 1 and latency == [1.0]
+    # a second scrape does not count the same records again
+    again = client.get("/metrics").text
+    assert again.count("decision_latency_seconds_count") == res.text.count(
+        "decision_latency_seconds_count"
+    )

@@ -11,6 +11,7 @@ from supervisor import __version__
 from supervisor._errors import SupervisorError
 
 from ._audit_cmd import add_audit_parser
+from ._eval_cmd import add_eval_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     add_audit_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 

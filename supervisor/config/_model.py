@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from supervisor.domain import MetricName, Symptom
 from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
+from tools.files._config import FileDriftConfig
 from tools.kubernetes._config import KubernetesConfig
 from tools.prometheus._config import PrometheusConfig
 
@@ -46,7 +47,7 @@ class DeploymentSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Where the model's reference and current data live."""
+    """Where the model's reference and current data live (both, or neither)."""
 
     reference: str | None = Field(
         default=None, description="Reference window: a file path, file:// URL or MLflow artifact."
@@ -54,6 +55,15 @@ class DataSpec(_Strict):
     current: str | None = Field(
         default=None, description="Directory of inference logs (Parquet or CSV), selected by time."
     )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> DataSpec:
+        if (self.reference is None) != (self.current is None):
+            missing = "current" if self.current is None else "reference"
+            raise ValueError(
+                f"data.{missing} is missing; give both reference and current, or neither"
+            )
+        return self
 
 
 class DriftCheck(_Strict):
@@ -171,6 +181,11 @@ class BackendsConfig(_Strict):
     )
     prometheus: PrometheusConfig | None = Field(
         default=None, description="Real metrics and alerts from Prometheus."
+    )
+    drift_files: FileDriftConfig | None = Field(
+        default=None,
+        description="Real drift from Evidently on files: used for every model whose `data` "
+        "names a reference and a current directory.",
     )
     kubernetes: KubernetesConfig | None = Field(
         default=None, description="Real deploy port: KServe InferenceServices or Deployments."

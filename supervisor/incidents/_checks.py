@@ -14,6 +14,9 @@ from supervisor.config import SupervisorConfig, WatchedModel
 from supervisor.domain import MetricName, Signal, SignalKind, Symptom
 from tools._toolkit import ToolContext, ToolRegistry
 
+#: Canary requests needed before an early verdict on a regressing canary.
+EARLY_MIN_SAMPLES = 50
+
 #: Window (minutes) in which upstream defects are looked for.
 RECENT_MINUTES = 15
 
@@ -88,6 +91,24 @@ class Checker:
         if signals:
             return signals[:1]
         if canary is not None:
+            # Like Flagger's analysis, but early: a canary failing requests clearly (2x errors or
+            # 1.5x p99 on enough traffic) is analysed at once, not at the end of its window.
+            cmp = self._call(m, "compare_canary", {"window_minutes": 5})
+            ratio = cmp.data.get("ratio", {}) if cmp.ok else {}
+            if (
+                cmp.ok
+                and cmp.data.get("canary_samples", 0) >= EARLY_MIN_SAMPLES
+                and (ratio.get("error_rate", 0) >= 2.0 or ratio.get("latency_p99", 0) >= 1.5)
+            ):
+                return [
+                    self._signal(
+                        m,
+                        Symptom.CANARY_ANALYSIS,
+                        now,
+                        None,
+                        f"canary {canary} regressing early: {ratio}",
+                    )
+                ]
             timeline = self._call(m, "get_change_timeline", {"hours": 24})
             started = [
                 e

@@ -33,12 +33,14 @@ class IncidentManager:
         clock: Clock,
         config: SupervisorConfig,
         cooldown: timedelta = timedelta(hours=2),
+        recheck: timedelta = timedelta(minutes=30),
     ) -> None:
         self.path = path
         self.recorder = recorder
         self.clock = clock
         self.config = config
         self.cooldown = cooldown
+        self.recheck = recheck
         self._lock = threading.RLock()
         self._incidents: dict[str, Incident] = {}
         if path.exists():
@@ -159,11 +161,12 @@ class IncidentManager:
         """
         now = self.clock.now()
         for inc in reversed(list(self._incidents.values())):
-            if (
-                inc.status not in ENDED
-                or inc.ended_at is None
-                or now - inc.ended_at >= self.cooldown
-            ):
+            if inc.status not in ENDED or inc.ended_at is None:
+                continue
+            # "Nothing to do" is a provisional verdict (labels may not cover the change yet):
+            # look again sooner than after an action or a page.
+            cooldown = self.cooldown if inc.status is not IncidentStatus.CLOSED else self.recheck
+            if now - inc.ended_at >= cooldown:
                 continue
             same_model = (inc.model, inc.environment) == (signal.model, signal.environment)
             if inc.dedup_key == signal.dedup_key or (

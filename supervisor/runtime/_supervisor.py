@@ -23,7 +23,7 @@ from supervisor.executor import Executor
 from supervisor.graph import IncidentState, SupervisorContext, build_graph
 from supervisor.incidents import Checker, IncidentManager
 from supervisor.policy import PolicyEngine, approval_deadline, load_policy
-from supervisor.reasoners import Reasoner, RulesReasoner, load_playbooks
+from supervisor.reasoners import Reasoner, build_reasoner, llm_audit_sink, load_playbooks
 from supervisor.telemetry import Tracing
 from tools import ReadBackends, WriteBackends
 from tools._catalog import default_registry
@@ -71,12 +71,25 @@ class Supervisor:
             self.state_dir / "incidents.json", self.recorder, clock, config
         )
         self.checker = Checker(config, tools, tool_ctx)
+        if reasoner is None:
+            reasoner = build_reasoner(
+                config.reasoner,
+                playbooks,
+                config.llm,
+                config.limits,
+                budget_path=self.state_dir / "llm_budget.json",
+                now=clock.now,
+                on_llm_call=llm_audit_sink(self.recorder),
+                tracer=tracing.tracer,
+            )
+        elif getattr(reasoner, "on_llm_call", False) is None:
+            reasoner.on_llm_call = llm_audit_sink(self.recorder)  # type: ignore[attr-defined]
         self.context = SupervisorContext(
             config=config,
             clock=clock,
             tools=tools,
             tool_ctx=tool_ctx,
-            reasoner=reasoner or RulesReasoner(playbooks),
+            reasoner=reasoner,
             guard=PolicyEngine(self.policy, clock),
             history=AuditActionHistory(self.audit),
             executor=Executor(read, write, self.recorder, clock),

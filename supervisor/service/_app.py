@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from ._alertmanager import WebhookPayload
@@ -26,6 +26,11 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus exposition: incidents, decisions, actions, tool calls, drift figures."""
+        return Response(runtime.metrics.render(), media_type=runtime.metrics.content_type)
 
     @app.post("/alerts")
     async def alerts(request: Request) -> JSONResponse:

@@ -7,12 +7,14 @@ world, whose clock follows the wall clock so it can sit behind a real-time servi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from supervisor._clock import SimClock
 from supervisor.config import SupervisorConfig
-from tools import ReadBackends, WriteBackends, read_only
+from supervisor.metrics import ObservedDrift, SupervisorMetrics
+from tools import DriftPort, DriftReport, ReadBackends, WriteBackends, read_only
+from tools.files._config import FileDriftSource
 
 
 class WallClock(SimClock):
@@ -45,7 +47,22 @@ class Backends:
             c.close()
 
 
-def build_backends(config: SupervisorConfig) -> Backends:
+class RoutedDrift:
+    """Answers each model's drift from its own adapter (files), others from the fallback."""
+
+    def __init__(self, routes: dict[str, DriftPort], fallback: DriftPort) -> None:
+        self.routes = routes
+        self.fallback = fallback
+
+    def report(
+        self, model: str, *, window: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        return self.routes.get(model, self.fallback).report(model, window=window, end=end)
+
+
+def build_backends(
+    config: SupervisorConfig, metrics_sink: SupervisorMetrics | None = None
+) -> Backends:
     """Real adapters where configured, the simulated world elsewhere."""
     from tools.sim import ModelSpec, WorldSpec, build_world
 
@@ -73,12 +90,25 @@ def build_backends(config: SupervisorConfig) -> Backends:
         client = PrometheusClient(config.backends.prometheus, clock=clock)
         metrics, alerts = PrometheusMetrics(client), PrometheusAlerts(client)
         closers.append(client)
+    drift: Any = world
+    sources = {
+        m.name: FileDriftSource(reference=m.data.reference, current=m.data.current)
+        for m in config.models
+        if m.data.reference and m.data.current
+    }
+    if config.backends.drift_files is not None or sources:
+        from tools.files import FileDriftAdapter
+
+        files = FileDriftAdapter(sources, config.backends.drift_files, clock=clock)
+        drift = RoutedDrift({name: files for name in sources}, fallback=world)
+    if metrics_sink is not None:
+        drift = ObservedDrift(drift, metrics_sink)
     deploy: Any = world
     if config.backends.kubernetes is not None:
         from tools.kubernetes import KubernetesDeploy
 
         deploy = KubernetesDeploy(config.backends.kubernetes, clock=clock)
         closers.append(deploy)
-    read = read_only(metrics=metrics, alerts=alerts, drift=world, registry=world, deploy=deploy)
+    read = read_only(metrics=metrics, alerts=alerts, drift=drift, registry=world, deploy=deploy)
     write = WriteBackends(registry=world, deploy=deploy, train=world, notifier=world)
     return Backends(read=read, write=write, clock=clock, world=world, closers=closers)

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from supervisor.domain import AuditKind, Incident, Signal
+from supervisor.domain import (
+    ActionType,
+    AuditKind,
+    Incident,
+    OutcomeStatus,
+    Signal,
+    ToolStatus,
+    Verdict,
+)
+from supervisor.metrics import SupervisorMetrics
 from supervisor.runtime import Supervisor
 
 from ._alertmanager import WebhookPayload, signals_from_webhook
@@ -18,12 +28,18 @@ log = logging.getLogger("mlops_supervisor.service")
 class ServiceRuntime:
     """Takes notifications in and hands new incidents to a bounded pool of graph workers."""
 
-    def __init__(self, supervisor: Supervisor, workers: int) -> None:
+    def __init__(
+        self, supervisor: Supervisor, workers: int, metrics: SupervisorMetrics | None = None
+    ) -> None:
         self.supervisor = supervisor
+        self.metrics = metrics or SupervisorMetrics(
+            models=[m.name for m in supervisor.config.models]
+        )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="incident")
         self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
         self.notifications = 0
+        self._observed: set[int] = set()
 
     def intake(self, payload: WebhookPayload) -> dict[str, Any]:
         """Record every alert of a notification; start a graph for each new incident."""
@@ -76,6 +92,32 @@ class ServiceRuntime:
             log.exception(
                 "incident %s failed in the graph; its checkpoint is kept for resume", incident.id
             )
+        finally:
+            self.observe(incident.id)
+
+    def observe(self, incident_id: str) -> None:
+        """Bring /metrics up to date with what an incident's runs recorded (each record once)."""
+        sup, m = self.supervisor, self.metrics
+        m.set_incidents(Counter(i.status for i in sup.incidents.all()))
+        current = sup.incidents.get(incident_id)
+        if current is not None:
+            m.incident_entered(current.status)
+        records = sup.audit.records(incident_id)
+        opened = next((r for r in records if r.kind is AuditKind.INCIDENT_OPENED), None)
+        with self._lock:
+            fresh = [r for r in records if r.seq not in self._observed]
+            self._observed.update(r.seq for r in fresh)
+        for r in fresh:
+            if r.kind is AuditKind.DECISION:
+                decision = r.data["decision"]
+                m.guard_decision(Verdict(decision["verdict"]), ActionType(decision["action"]))
+                if opened is not None:
+                    m.observe_decision_latency((r.ts - opened.ts).total_seconds())
+            elif r.kind is AuditKind.ACTION_OUTCOME:
+                outcome = r.data["outcome"]
+                m.action_outcome(ActionType(outcome["action"]), OutcomeStatus(outcome["status"]))
+            elif r.kind is AuditKind.TOOL_CALL:
+                m.tool_call(r.data["tool"], ToolStatus(r.data["status"]))
 
     def _done(self, fut: Future[Any]) -> None:
         with self._lock:

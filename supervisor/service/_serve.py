@@ -9,6 +9,7 @@ from supervisor.config import SupervisorConfig, load_config
 
 def build_service(config: SupervisorConfig) -> tuple[object, object, object]:
     """(app, runtime, backends) for a config; the caller closes the runtime and backends."""
+    from supervisor.metrics import SupervisorMetrics
     from supervisor.runtime import Supervisor
     from supervisor.telemetry import setup_tracing
 
@@ -16,12 +17,13 @@ def build_service(config: SupervisorConfig) -> tuple[object, object, object]:
     from ._backends import build_backends
     from ._runtime import ServiceRuntime
 
-    backends = build_backends(config)
+    metrics = SupervisorMetrics(models=[m.name for m in config.models])
+    backends = build_backends(config, metrics)
     tracing = setup_tracing(config.telemetry)
     sup = Supervisor(
         config, read=backends.read, write=backends.write, clock=backends.clock, tracing=tracing
     )
-    runtime = ServiceRuntime(sup, config.service.workers)
+    runtime = ServiceRuntime(sup, config.service.workers, metrics)
     return create_app(runtime), runtime, backends
 
 

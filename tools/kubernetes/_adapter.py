@@ -61,7 +61,7 @@ class KubernetesDeploy:
     def close(self) -> None:
         """Release the connection pool if this adapter built the client."""
         if self._own_client:
-            self._client.close()  # type: ignore[no-untyped-call]
+            self._client.close()
 
     # ------------------------------------------------------------------ DeployReader
 

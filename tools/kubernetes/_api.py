@@ -65,9 +65,9 @@ def connect(connection: KubernetesConnection) -> ApiClient:
     configuration = client.Configuration()
     try:
         if connection.mode == "in_cluster":
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
+            config.load_kube_config(
                 config_file=connection.kubeconfig,
                 context=connection.context,
                 client_configuration=configuration,
@@ -182,7 +182,7 @@ class KubeApi:
                         _content_type=content_type,
                         _request_timeout=self._timeout,
                     )
-                answer = self._client.sanitize_for_serialization(answer)  # type: ignore[no-untyped-call]
+                answer = self._client.sanitize_for_serialization(answer)
             elif verb == "get":
                 answer = self._custom.get_namespaced_custom_object(
                     res.group,
