@@ -20,7 +20,7 @@ import tools.mlflow
 from supervisor import ActionError, ConfigError, SimClock
 from supervisor.domain import TimeWindow
 from tools.mlflow import KubernetesJobRunner, MlflowConnection, TrainingRequest, render_job
-from tools.mlflow.worker import REQUEST_ENV
+from tools.mlflow._training import REQUEST_ENV
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -82,6 +82,7 @@ def test_public_exports() -> None:
     assert sorted(tools.mlflow.__all__) == [
         "AliasChange",
         "AliasMove",
+        "InProcessRunner",
         "KubernetesJobRunner",
         "LocalRunner",
         "MlflowConnection",

@@ -14,7 +14,13 @@ from mlflow_server import make_dataset, mlflow_server
 from supervisor import ActionError
 from supervisor.domain import TimeWindow
 from tools import TrainPort
-from tools.mlflow import LocalRunner, MlflowConnection, MlflowRegistry, MlflowTrainer
+from tools.mlflow import (
+    InProcessRunner,
+    LocalRunner,
+    MlflowConnection,
+    MlflowRegistry,
+    MlflowTrainer,
+)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -141,3 +147,18 @@ def test_unknown_model_and_entry_point_fail_before_training(
     trainer.entry_points["ghost"] = "mlflow_server:train_classifier"
     with pytest.raises(Exception, match=r"no registered model 'ghost'"):
         trainer.retrain("ghost", window=WINDOW, exclude=[], idempotency_key="k", min_accuracy=0.5)
+
+
+def test_in_process_runner_same_result_without_a_subprocess(
+    mlflow_url: str, data: Path, tmp_path: Path
+) -> None:
+    model, registry, trainer = _setup(mlflow_url, data, tmp_path)
+    trainer.runner = InProcessRunner(pythonpath=[TESTS])
+    result = trainer.retrain(
+        model, window=WINDOW, exclude=[POISONED], idempotency_key="inproc", min_accuracy=0.7
+    )
+    assert result.validation_passed and result.details["rows_excluded"] == 120
+    assert registry.aliases(model) == {"challenger": result.version}
+    trainer.entry_points[model] = "mlflow_server:train_crashing"
+    with pytest.raises(ActionError, match="RuntimeError: feature table missing column f3"):
+        trainer.retrain(model, window=WINDOW, exclude=[], idempotency_key="k4", min_accuracy=0.5)

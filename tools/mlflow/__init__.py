@@ -20,13 +20,14 @@ from ._config import MlflowConnection
 from ._history import AliasMove
 from ._kubejob import KubernetesJobRunner, render_job
 from ._registry import AliasChange, MlflowRegistry, VersionLineage
-from ._runners import LocalRunner, TrainingRunner
+from ._runners import InProcessRunner, LocalRunner, TrainingRunner
 from ._trainer import MlflowTrainer
 from ._training import TrainedModel, TrainingRequest
 
 __all__ = [
     "AliasChange",
     "AliasMove",
+    "InProcessRunner",
     "KubernetesJobRunner",
     "LocalRunner",
     "MlflowConnection",

@@ -29,8 +29,7 @@ from supervisor import ActionError, Clock, ConfigError, SystemClock
 
 from ._config import MlflowConnection
 from ._runners import worker_env
-from ._training import TrainingRequest
-from .worker import REQUEST_ENV
+from ._training import REQUEST_ENV, TrainingRequest
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -17,8 +17,7 @@ from typing import Protocol, runtime_checkable
 from supervisor import ActionError
 
 from ._config import MlflowConnection
-from ._training import TrainingRequest
-from .worker import REQUEST_ENV
+from ._training import REQUEST_ENV, TrainingRequest
 
 _LOG_TAIL = 2000
 
@@ -101,3 +100,33 @@ class LocalRunner:
                 f"fix the entry point; its log ends:\n{tail}"
             )
         return f"subprocess (log {log_path})"
+
+
+class InProcessRunner:
+    """Runs the harness in this process: no subprocess, no second MLflow import (~5 s less
+    per retrain on a local store). It points MLflow's process-wide tracking and registry URIs
+    at ``connection``, so use it where the process has one store: the demo, the evals.
+    """
+
+    def __init__(self, *, pythonpath: list[str] | None = None) -> None:
+        self.pythonpath = list(pythonpath or [])
+
+    def run(self, request: TrainingRequest, connection: MlflowConnection) -> str:
+        """Run the harness; ActionError naming the entry point if it raises."""
+        import mlflow
+
+        from ._training import run_training
+
+        for path in self.pythonpath:
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        mlflow.set_tracking_uri(connection.tracking_uri)
+        mlflow.set_registry_uri(connection.registry)
+        try:
+            run_training(request)
+        except Exception as err:  # the user's code: any failure is a failed attempt
+            raise ActionError(
+                f"mlflow: training {request.entry_point!r} for {request.model!r} failed "
+                f"(run {request.run_id}): {type(err).__name__}: {err}; fix the entry point"
+            ) from err
+        return "in process"

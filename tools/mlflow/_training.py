@@ -13,6 +13,7 @@ holdout with ``mlflow.models.evaluate``, checks the result with
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.domain import TimeWindow
 
+#: The environment variable carrying the request's JSON to ``python -m tools.mlflow.worker``.
+REQUEST_ENV = "MLOPS_SUPERVISOR_TRAIN_REQUEST"
 #: Run tags the harness writes and the trainer reads back.
 TRAINED_TAG = "mlops_supervisor.trained"
 MODEL_URI_TAG = "mlops_supervisor.model_uri"
@@ -102,8 +105,19 @@ def run_training(request: TrainingRequest) -> dict[str, str]:
     from mlflow.models.evaluation.validation import ModelValidationFailedException
 
     fn = load_entry_point(request.entry_point)
+    seconds: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        seconds[name] = round(now - mark, 3)
+        mark = now
+
     with mlflow.start_run(run_id=request.run_id):
+        lap("open_run")
         out = fn(request)
+        lap("train")
         if not isinstance(out, TrainedModel):
             raise TypeError(
                 f"entry point {request.entry_point!r} returned {type(out).__name__}, "
@@ -130,6 +144,7 @@ def run_training(request: TrainingRequest) -> dict[str, str]:
             # Naming the requirement skips MLflow's environment inference (~10 s per model).
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
+        lap("log_model")
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             model=info.model_uri,
             data=out.holdout,
@@ -137,6 +152,7 @@ def run_training(request: TrainingRequest) -> dict[str, str]:
             model_type="classifier",
             evaluators=["default"],
         )
+        lap("evaluate")
         accuracy = float(result.metrics[ACCURACY])
         mlflow.log_metric("accuracy", accuracy)
         threshold = request.min_accuracy
@@ -154,6 +170,8 @@ def run_training(request: TrainingRequest) -> dict[str, str]:
         except ModelValidationFailedException as err:
             status = "failed"
             detail += f": {' '.join(str(err).split())}"
+        lap("validate")
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in seconds.items()})
         tags = {
             VALIDATION_TAG: status,
             DETAIL_TAG: detail[:4000],

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
-REQUEST_ENV = "MLOPS_SUPERVISOR_TRAIN_REQUEST"
+from ._training import REQUEST_ENV
+
+__all__ = ["REQUEST_ENV", "main"]
 
 
 def main() -> int:
     """Run the request in the environment; print the verdict; return the exit status."""
+    t0 = time.perf_counter()
     from ._training import TrainingRequest, run_training
 
     raw = os.environ.get(REQUEST_ENV)
@@ -23,8 +27,9 @@ def main() -> int:
         print(f"worker: {REQUEST_ENV} is not set", file=sys.stderr)
         return 2
     request = TrainingRequest.model_validate_json(raw)
+    print(f"worker: started in {time.perf_counter() - t0:.2f} s", flush=True)
     tags = run_training(request)
-    print(f"worker: run {request.run_id}: {tags}")
+    print(f"worker: run {request.run_id} done in {time.perf_counter() - t0:.2f} s: {tags}")
     return 0
 
 
