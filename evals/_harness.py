@@ -81,6 +81,10 @@ class RunSpec:
     workdir: Path
     policy_file: Path = REPO / "policies" / "default.yaml"
     playbooks_dir: Path = REPO / "playbooks"
+    reasoner: str = "rules"
+    llm: dict[str, Any] | None = None  # LLMConfig fields given on the command line
+    record_dir: Path | None = None  # save LLM exchanges here (per scenario and seed)
+    replay_dir: Path | None = None  # replay LLM exchanges from here, offline
 
 
 # --------------------------------------------------------------------------- wiring
@@ -153,6 +157,8 @@ def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dic
         ],
         "policy_file": str(spec.policy_file),
         "playbooks_dir": str(spec.playbooks_dir),
+        "reasoner": spec.reasoner,
+        **({"llm": spec.llm} if spec.llm else {}),
         "state_dir": str(state_dir),
         "limits": {
             "max_steps": b.max_steps,
@@ -304,8 +310,30 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
     world = build_world(sc.world_spec(spec.seed))
     read, write = _backends(world, sc)
     tracing = setup_tracing(TelemetryConfig())
+    reasoner = None
+    if config.reasoner != "rules":
+        from supervisor.reasoners import build_reasoner, load_playbooks
+
+        run_key = Path(sc.id) / f"seed{spec.seed}"
+        reasoner = build_reasoner(
+            config.reasoner,
+            load_playbooks(config.playbooks_dir),
+            config.llm,
+            config.limits,
+            record_dir=None if spec.record_dir is None else spec.record_dir / run_key,
+            replay_dir=None if spec.replay_dir is None else spec.replay_dir / run_key,
+            budget_path=state_dir / "llm_budget.json",
+            now=world.clock.now,
+            tracer=tracing.tracer,
+        )
     sup = Supervisor(
-        config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir
+        config,
+        read=read,
+        write=write,
+        clock=world.clock,
+        tracing=tracing,
+        state_dir=state_dir,
+        reasoner=reasoner,
     )
     observer = _Observer(world, sc)
     end = world.now + timedelta(minutes=sc.budgets.sim_minutes)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,13 +55,19 @@ def run_suite(
     policy_file: Path | None = None,
     playbooks_dir: Path | None = None,
     on_result: Callable[[RunResult], None] | None = None,
+    reasoner: str = "rules",
+    llm: dict[str, Any] | None = None,
+    record_dir: Path | None = None,
+    replay_dir: Path | None = None,
 ) -> SuiteRun:
     """Run ``systems`` x ``scenarios`` x ``seeds``; supervisor state goes under ``out/runs``."""
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         raise ValueError(f"unknown systems {sorted(unknown)!r}; choose from {list(SYSTEMS)!r}")
     jobs = jobs or min(os.cpu_count() or 1, 4)
-    extra = {}
+    extra: dict[str, Any] = {"reasoner": reasoner, "llm": llm}
+    extra["record_dir"] = None if record_dir is None else record_dir.resolve()
+    extra["replay_dir"] = None if replay_dir is None else replay_dir.resolve()
     if policy_file is not None:
         extra["policy_file"] = policy_file
     if playbooks_dir is not None:

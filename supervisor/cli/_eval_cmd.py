@@ -17,6 +17,17 @@ def _csv(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _llm_flags(args: argparse.Namespace) -> dict[str, object] | None:
+    """LLM settings given as flags; anything not given comes from MLOPS_SUPERVISOR_LLM__*."""
+    given = {
+        "base_url": args.llm_base_url,
+        "model": args.llm_model,
+        "api_key_env": args.llm_api_key_env,
+    }
+    flags = {k: v for k, v in given.items() if v is not None}
+    return flags or None
+
+
 def eval_command(args: argparse.Namespace) -> int:
     """Run the suite; write report.json, report.md, report.html into ``--out``.
 
@@ -42,6 +53,10 @@ def eval_command(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         policy_file=args.policy,
         playbooks_dir=args.playbooks,
+        reasoner=args.reasoner,
+        llm=_llm_flags(args),
+        record_dir=args.record,
+        replay_dir=args.replay,
     )
     report = build_report(run, price_per_1k_tokens=args.price_per_1k_tokens)
     paths = write_reports(report, args.out)
@@ -102,6 +117,22 @@ def add_eval_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         type=float,
         default=0.0,
         help="LLM price used for the cost column (the rules reasoner uses no tokens)",
+    )
+    p.add_argument(
+        "--reasoner",
+        choices=("rules", "llm", "hybrid"),
+        default="rules",
+        help="the supervisor's reasoner (llm and hybrid need a model: --llm-model or "
+        "MLOPS_SUPERVISOR_LLM__MODEL)",
+    )
+    p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint base URL")
+    p.add_argument("--llm-model", default=None, help="model name at that endpoint")
+    p.add_argument(
+        "--llm-api-key-env", default=None, help="environment variable holding the API key"
+    )
+    p.add_argument("--record", type=Path, default=None, metavar="DIR", help="save LLM exchanges")
+    p.add_argument(
+        "--replay", type=Path, default=None, metavar="DIR", help="replay saved LLM exchanges"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fail-on-goals", action="store_true", help="exit 1 when any goal is missed")
