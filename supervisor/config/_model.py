@@ -170,6 +170,24 @@ class ServiceConfig(_Strict):
     port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on (0: any free).")
     workers: int = Field(default=4, ge=1, le=64, description="Threads running incident graphs.")
     intake: IntakeConfig = Field(default_factory=IntakeConfig, description="Alertmanager intake.")
+    check_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between scheduled check passes (serving signals, drift, canary "
+        "analysis) and approval expiry; 0 turns the scheduler off.",
+    )
+    approval_token_env: str = Field(
+        default="MLOPS_SUPERVISOR_APPROVAL_TOKEN",
+        min_length=1,
+        description="Environment variable holding the bearer token of the approval API; the "
+        "API answers 503 while it is unset or empty.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="On shutdown, how long running incidents may take to finish; the rest stop "
+        "at their last checkpoint and resume on the next start.",
+    )
 
 
 class BackendsConfig(_Strict):
