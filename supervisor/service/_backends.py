@@ -6,6 +6,7 @@ world, whose clock follows the wall clock so it can sit behind a real-time servi
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +18,26 @@ from tools import DriftPort, DriftReport, ReadBackends, WriteBackends, read_only
 from tools.files._config import FileDriftSource
 
 
+class ServiceStopping(BaseException):
+    """Raised out of a sleep when the service shuts down.
+
+    A BaseException on purpose: it must pass through every ``except Exception`` of the graph,
+    the tools and the adapters, so the node that was waiting fails without writing and the
+    incident's thread stays at its last checkpoint, to resume on the next start.
+    """
+
+
 class WallClock(SimClock):
-    """A SimClock that reads the wall clock, so the simulated world moves in real time."""
+    """A SimClock that reads the wall clock, so the simulated world moves in real time.
+
+    Its sleeps (verify settle times, retry backoffs) end early with :class:`ServiceStopping`
+    once :attr:`stopping` is set, so a shutdown never waits out a ten-minute settle.
+    """
+
+    def __init__(self, stopping: threading.Event | None = None) -> None:
+        super().__init__(datetime.now(UTC))
+        #: Set by the service at shutdown.
+        self.stopping = stopping or threading.Event()
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -27,9 +46,8 @@ class WallClock(SimClock):
         return None
 
     def sleep(self, seconds: float) -> None:
-        import time
-
-        time.sleep(seconds)
+        if self.stopping.wait(max(seconds, 0.0)):
+            raise ServiceStopping(f"service stopping during a sleep of {seconds:g} s")
 
 
 @dataclass

@@ -1,45 +1,148 @@
-"""The service's moving parts: intake (fast, on the request thread) and incident workers."""
+"""The service's moving parts: intake (fast, on the request thread), incident workers, the
+scheduler, approvals, recovery after a restart, and /metrics observation."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
+from supervisor._errors import SupervisorError
 from supervisor.domain import (
     ActionType,
     AuditKind,
     Incident,
+    IncidentStatus,
     OutcomeStatus,
+    PolicyDecision,
     Signal,
     ToolStatus,
     Verdict,
 )
+from supervisor.incidents import ENDED
 from supervisor.metrics import SupervisorMetrics
 from supervisor.runtime import Supervisor
 
 from ._alertmanager import WebhookPayload, signals_from_webhook
+from ._scheduler import Scheduler
+from ._workers import WorkerPool
 
 log = logging.getLogger("mlops_supervisor.service")
 
 
+class ApprovalRefused(SupervisorError):
+    """An approval request the service refuses; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ServiceRuntime:
-    """Takes notifications in and hands new incidents to a bounded pool of graph workers."""
+    """Takes notifications in and hands incidents to a bounded pool of graph workers.
+
+    ``stopping`` is the event the backends' clock watches: setting it at shutdown ends every
+    sleep (verify settle times, retry backoffs) at once, so those incidents stop at their last
+    checkpoint instead of holding the shutdown.
+    """
 
     def __init__(
-        self, supervisor: Supervisor, workers: int, metrics: SupervisorMetrics | None = None
+        self,
+        supervisor: Supervisor,
+        workers: int,
+        metrics: SupervisorMetrics | None = None,
+        *,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.metrics = metrics or SupervisorMetrics(
             models=[m.name for m in supervisor.config.models]
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="incident")
-        self._futures: set[Future[Any]] = set()
+        self.stopping = stopping or threading.Event()
+        self._pool = WorkerPool(workers, on_done=self.observe)
+        self._scheduler = Scheduler(
+            supervisor.config.service.check_interval_seconds, self.run_checks, self.stopping
+        )
         self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
         self.notifications = 0
         self._observed: set[int] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> list[str]:
+        """Recover what a previous process left unfinished, then start the scheduler.
+
+        Returns the incidents handed to the workers for recovery. Idempotent.
+        """
+        with self._lock:
+            if self._started:
+                return []
+            self._started = True
+        recovered = self.recover()
+        self._scheduler.start()
+        return recovered
+
+    def recover(self) -> list[str]:
+        """Queue every incident a previous process left mid-graph (resumed from its last
+        checkpoint) or never started (run from its opening signal). Paused approvals stay
+        paused."""
+        sup = self.supervisor
+        queued = []
+        for inc in sup.incidents.all():
+            if inc.status in ENDED or inc.status is IncidentStatus.AWAITING_APPROVAL:
+                continue
+            snap = sup.graph.get_state({"configurable": {"thread_id": inc.id}})
+            if snap.next and not snap.interrupts:
+                # Supervisor.resume_unfinished() does this for every incident in a loop on one
+                # thread; one job per incident keeps a long settle from delaying the others.
+                job = _resume_job(sup, inc.id)
+                what = "resume from checkpoint"
+            elif not snap.values:
+                signal = self._opening_signal(inc)
+                if signal is None:
+                    log.error("incident %s has no opening signal in the audit log", inc.id)
+                    continue
+                job = _start_job(sup, inc, signal)
+                what = "start (never ran)"
+            else:
+                continue
+            if self._pool.submit(inc.id, what, job):
+                queued.append(inc.id)
+        if queued:
+            log.info("recovering %d incident(s) after restart: %s", len(queued), queued)
+        return queued
+
+    def shutdown(self, grace: float | None = None) -> list[str]:
+        """Stop the scheduler and the workers: sleeping incidents stop at once at their last
+        checkpoint, running ones get ``grace`` seconds (config default) to finish. Returns the
+        incidents left running (they resume on the next start). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+        if grace is None:
+            grace = self.supervisor.config.service.shutdown_grace_seconds
+        self.stopping.set()
+        self._scheduler.stop(timeout=grace)
+        left = self._pool.close(grace)
+        if left:
+            log.warning("shutdown: %s still running; they resume from checkpoint on restart", left)
+        return left
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` began."""
+        return self._closed
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until no incident is queued or running (tests, benchmarks)."""
+        if not self._pool.drain(timeout):
+            raise TimeoutError(f"incidents still running after {timeout} s: {self._pool.active()}")
+
+    # ------------------------------------------------------------------ signals
 
     def intake(self, payload: WebhookPayload) -> dict[str, Any]:
         """Record every alert of a notification; start a graph for each new incident."""
@@ -64,13 +167,12 @@ class ServiceRuntime:
         incidents: list[str] = []
         opened: list[str] = []
         for signal in signals:
-            incident, is_new = sup.ingest(signal)
-            if incident is None:
+            incident_id, is_new = self.accept(signal)
+            if incident_id is None:
                 continue
-            incidents.append(incident.id)
+            incidents.append(incident_id)
             if is_new:
-                opened.append(incident.id)
-                self._submit(incident, signal)
+                opened.append(incident_id)
         return {
             "alerts": len(payload.alerts),
             "signals": len(signals),
@@ -79,26 +181,90 @@ class ServiceRuntime:
             "opened": opened,
         }
 
-    def _submit(self, incident: Incident, signal: Signal) -> None:
-        fut = self._pool.submit(self._work, incident, signal)
-        with self._lock:
-            self._futures.add(fut)
-        fut.add_done_callback(self._done)
+    def accept(self, signal: Signal) -> tuple[str | None, bool]:
+        """Record and deduplicate one signal; a new incident is queued for the workers."""
+        incident, is_new = self.supervisor.ingest(signal)
+        if incident is None:
+            return None, False
+        if is_new:
+            # Refused only while shutting down: the incident is recorded as open and
+            # recover() starts it on the next start.
+            self._pool.submit(incident.id, "start", _start_job(self.supervisor, incident, signal))
+        return incident.id, is_new
 
-    def _work(self, incident: Incident, signal: Signal) -> None:
-        try:
-            self.supervisor.start(incident, signal)
-        except Exception:  # a failing incident must not take the worker down; it is logged
-            log.exception(
-                "incident %s failed in the graph; its checkpoint is kept for resume", incident.id
+    def run_checks(self) -> int:
+        """One scheduler pass: expire stale approvals, run the scheduled checks of every
+        watched model that has no open incident, and queue what they find. Returns how many
+        signals the checks raised.
+
+        Like :meth:`Supervisor.tick`, except that new incidents go to the workers instead of
+        running on this thread, so one incident's settle time never delays the next pass.
+        """
+        sup = self.supervisor
+        for incident_id in sup.expire_approvals():
+            self.observe(incident_id)
+        busy = {(i.model, i.environment) for i in sup.incidents.all() if i.status not in ENDED}
+        signals = sup.checker.run(busy)
+        for signal in signals:
+            self.accept(signal)
+        return len(signals)
+
+    def _opening_signal(self, inc: Incident) -> Signal | None:
+        records = self.supervisor.audit.find(
+            AuditKind.SIGNAL, incident_id=inc.id, where={"disposition": "opened"}
+        )
+        return Signal.model_validate(records[0].data["signal"]) if records else None
+
+    # ------------------------------------------------------------------ approvals
+
+    def answer(
+        self, incident_id: str, decision: Literal["approved", "denied"], by: str, comment: str
+    ) -> None:
+        """Check an approval answer and queue it; the graph resumes on a worker.
+
+        Raises :class:`ApprovalRefused` with 404 (no such incident), 409 (not awaiting
+        approval, or an answer is already being applied) or 403 (``by`` is not an approver
+        of the pending decision; the refusal is audited).
+        """
+        sup = self.supervisor
+        inc = sup.incidents.get(incident_id)
+        if inc is None:
+            raise ApprovalRefused(404, f"no incident {incident_id!r}")
+        if inc.status is not IncidentStatus.AWAITING_APPROVAL or self._pool.busy(incident_id):
+            raise ApprovalRefused(
+                409, f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
             )
-        finally:
-            self.observe(incident.id)
+        pending = PolicyDecision.model_validate(sup.state(incident_id)["decision"])
+        if not sup.policy.is_approver(by, pending):
+            # Deny is gated too: an unauthorised "deny" would block a remediation just as
+            # an unauthorised "approve" would start one.
+            sup.recorder.record(
+                AuditKind.APPROVAL,
+                incident_id=incident_id,
+                actor=by,
+                data={
+                    "refused": True,
+                    "decision": decision,
+                    "reason": f"{by!r} is not an approver",
+                    "approvers": pending.approvers,
+                    "via": "http",
+                },
+            )
+            raise ApprovalRefused(
+                403, f"{by!r} may not answer for {incident_id!r}; approvers are {pending.approvers}"
+            )
+        run = sup.approve if decision == "approved" else sup.deny
+        if not self._pool.submit(incident_id, decision, lambda: run(incident_id, by, comment)):
+            if self._closed:  # the approval still pends; the next process takes the answer
+                raise ApprovalRefused(503, "the service is stopping; answer again shortly")
+            raise ApprovalRefused(409, f"an answer for {incident_id!r} is already being applied")
+
+    # ------------------------------------------------------------------ metrics
 
     def observe(self, incident_id: str) -> None:
         """Bring /metrics up to date with what an incident's runs recorded (each record once)."""
         sup, m = self.supervisor, self.metrics
-        m.set_incidents(Counter(i.status for i in sup.incidents.all()))
+        self.refresh_incident_gauges()
         current = sup.incidents.get(incident_id)
         if current is not None:
             m.incident_entered(current.status)
@@ -118,18 +284,22 @@ class ServiceRuntime:
                 m.action_outcome(ActionType(outcome["action"]), OutcomeStatus(outcome["status"]))
             elif r.kind is AuditKind.TOOL_CALL:
                 m.tool_call(r.data["tool"], ToolStatus(r.data["status"]))
+            elif r.kind is AuditKind.REASONER_STEP and r.data.get("event") == "llm_usage":
+                m.add_llm_tokens(
+                    prompt=int(r.data.get("input_tokens") or 0),
+                    completion=int(r.data.get("output_tokens") or 0),
+                )
 
-    def _done(self, fut: Future[Any]) -> None:
-        with self._lock:
-            self._futures.discard(fut)
+    def refresh_incident_gauges(self) -> None:
+        """Set the incidents-by-state gauges from the incident index."""
+        self.metrics.set_incidents(Counter(i.status for i in self.supervisor.incidents.all()))
 
-    def drain(self, timeout: float | None = None) -> None:
-        """Wait for running incidents (tests, graceful shutdown)."""
-        with self._lock:
-            futures = list(self._futures)
-        for f in futures:
-            f.result(timeout=timeout)
 
-    def shutdown(self) -> None:
-        """Stop taking work; in-flight incidents finish (their checkpoints survive a kill)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+def _start_job(sup: Supervisor, incident: Incident, signal: Signal) -> Any:
+    return lambda: sup.start(incident, signal)
+
+
+def _resume_job(sup: Supervisor, incident_id: str) -> Any:
+    # Supervisor has no public single-incident resume; _run(id, None) is what
+    # resume_unfinished() calls for each incident.
+    return lambda: sup._run(incident_id, None)

@@ -2,46 +2,89 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.config import SupervisorConfig, load_config
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def build_service(config: SupervisorConfig) -> tuple[object, object, object]:
-    """(app, runtime, backends) for a config; the caller closes the runtime and backends."""
+    from ._backends import Backends
+    from ._runtime import ServiceRuntime
+
+
+@dataclass
+class Service:
+    """An app with the runtime and backends behind it; :meth:`close` after the app stopped."""
+
+    app: FastAPI
+    runtime: ServiceRuntime
+    backends: Backends
+
+    def close(self) -> None:
+        """Shut the runtime down (if the app's lifespan did not), flush and close state."""
+        self.runtime.shutdown()
+        self.runtime.supervisor.close()
+        self.backends.close()
+
+
+def build_service(
+    config: SupervisorConfig, *, state_dir: Path | None = None, approval_token: str | None = None
+) -> Service:
+    """A service for ``config``: real adapters where configured, the simulated world elsewhere.
+
+    The approval token defaults to the environment variable ``service.approval_token_env``.
+    """
     from supervisor.metrics import SupervisorMetrics
     from supervisor.runtime import Supervisor
     from supervisor.telemetry import setup_tracing
 
     from ._app import create_app
     from ._backends import build_backends
+    from ._health import readiness_probes
     from ._runtime import ServiceRuntime
 
     metrics = SupervisorMetrics(models=[m.name for m in config.models])
     backends = build_backends(config, metrics)
     tracing = setup_tracing(config.telemetry)
     sup = Supervisor(
-        config, read=backends.read, write=backends.write, clock=backends.clock, tracing=tracing
+        config,
+        read=backends.read,
+        write=backends.write,
+        clock=backends.clock,
+        tracing=tracing,
+        state_dir=state_dir,
     )
-    runtime = ServiceRuntime(sup, config.service.workers, metrics)
-    return create_app(runtime), runtime, backends
+    stopping = getattr(backends.clock, "stopping", None)
+    runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=stopping)
+    probes = readiness_probes(config, sup.state_dir, backends.read)
+    app = create_app(runtime, probes=probes, approval_token=approval_token)
+    return Service(app=app, runtime=runtime, backends=backends)
 
 
 def serve(config_path: Path, host: str | None = None, port: int | None = None) -> int:
-    """Run until interrupted; on shutdown in-flight incidents finish and everything is flushed."""
+    """Run until SIGINT/SIGTERM. uvicorn stops accepting and finishes open requests; then the
+    scheduler stops, sleeping incidents stop at their last checkpoint, running ones get
+    ``service.shutdown_grace_seconds``, and the audit log and checkpoints are closed. Whatever
+    did not finish resumes on the next start."""
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = load_config(config_path)
-    app, runtime, backends = build_service(config)
+    service = build_service(config)
     try:
         uvicorn.run(
-            app,  # type: ignore[arg-type]
+            service.app,
             host=host or config.service.host,
             port=config.service.port if port is None else port,
             log_level="info",
+            access_log=False,  # one line per webhook is noise; the audit log has every alert
+            timeout_graceful_shutdown=max(1, math.ceil(config.service.shutdown_grace_seconds)),
         )
     finally:
-        runtime.shutdown()  # type: ignore[attr-defined]
-        runtime.supervisor.close()  # type: ignore[attr-defined]
-        backends.close()  # type: ignore[attr-defined]
+        service.close()
     return 0
