@@ -1,0 +1,176 @@
+"""The pause switch: global and per model. While paused the supervisor still investigates and
+reports; it never acts. Every change and every suppressed action is audited.
+
+The switch lives in a small JSON file in the state directory and is re-read on every question,
+so a pause set by the CLI in another process holds for the running service at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from supervisor._clock import Clock
+from supervisor._errors import SupervisorError
+from supervisor._recorder import Recorder
+from supervisor.domain import AuditKind
+
+PAUSE_FILE = "pause.json"
+ACTOR = "pause-switch"
+
+
+class PauseEntry(BaseModel):
+    """Who paused, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(description="Identity that paused.")
+    at: datetime = Field(description="When (supervisor clock).")
+    reason: str = Field(default="", description="Free text given with the pause.")
+
+
+class PauseState(BaseModel):
+    """The whole switch: a global pause and per-model pauses."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    global_: PauseEntry | None = Field(
+        default=None, alias="global", description="The pause of everything, if any."
+    )
+    models: dict[str, PauseEntry] = Field(default_factory=dict, description="Model -> pause.")
+
+
+class PauseSwitch:
+    """Global and per-model pause, persisted in ``path`` and audited through ``recorder``."""
+
+    def __init__(
+        self,
+        path: Path,
+        recorder: Recorder,
+        clock: Clock,
+        *,
+        known_models: list[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.recorder = recorder
+        self.clock = clock
+        self.known_models = known_models
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ questions
+
+    def state(self) -> PauseState:
+        """The switch as the file holds it now."""
+        if not self.path.exists():
+            return PauseState()
+        return PauseState.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
+
+    def paused_by(self, model: str) -> PauseEntry | None:
+        """The pause that holds ``model`` (the global one first), or None if it may act."""
+        st = self.state()
+        return st.global_ or st.models.get(model)
+
+    def is_paused(self, model: str) -> bool:
+        """True while a global pause or a pause of ``model`` holds."""
+        return self.paused_by(model) is not None
+
+    # ------------------------------------------------------------------ changes
+
+    def pause(self, model: str | None, by: str, reason: str = "") -> bool:
+        """Pause ``model`` (None: everything). False if it was already paused (nothing changes,
+        nothing is recorded)."""
+        return self._set(model, by, PauseEntry(by=by, at=self.clock.now(), reason=reason))
+
+    def resume(self, model: str | None, by: str, reason: str = "") -> bool:
+        """Lift the pause of ``model`` (None: the global one). False if there was none.
+
+        Resuming a model does not lift a global pause, and resuming globally does not lift
+        per-model pauses: each is lifted where it was set."""
+        return self._set(model, by, None, reason)
+
+    def record_suppressed(
+        self, incident_id: str, model: str, action: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Audit that ``action`` was not run for ``incident_id`` because of a pause; returns
+        the record's data (for the outcome's detail)."""
+        entry = self.paused_by(model)
+        data: dict[str, Any] = {
+            "pause": {
+                "event": "suppressed",
+                "model": model,
+                "action": action,
+                "scope": "global" if self.state().global_ is not None else "model",
+                "paused_by": entry.by if entry else None,
+                "paused_at": entry.at.isoformat() if entry else None,
+            }
+        }
+        if idempotency_key is not None:
+            data["idempotency_key"] = idempotency_key
+        self.recorder.record(
+            AuditKind.INCIDENT_UPDATED, incident_id=incident_id, actor=ACTOR, data=data
+        )
+        return data
+
+    def record_refused(self, verb: str, model: str | None, by: str, *, via: str) -> None:
+        """Audit a pause or resume that ``by`` was not allowed to make (nothing changes)."""
+        self.recorder.record(
+            AuditKind.INCIDENT_UPDATED,
+            incident_id=None,
+            actor=by,
+            data={
+                "pause": {
+                    "event": "refused",
+                    "requested": verb,
+                    "scope": "global" if model is None else "model",
+                    "model": model,
+                    "by": by,
+                    "via": via,
+                }
+            },
+        )
+
+    def _set(self, model: str | None, by: str, entry: PauseEntry | None, reason: str = "") -> bool:
+        if model is not None and self.known_models is not None and model not in self.known_models:
+            raise SupervisorError(
+                f"no watched model {model!r}; pause one of {sorted(self.known_models)} "
+                "or everything (no model)"
+            )
+        with self._lock:
+            st = self.state()
+            current = st.global_ if model is None else st.models.get(model)
+            if (entry is None) == (current is None):
+                return False
+            if model is None:
+                st.global_ = entry
+            elif entry is None:
+                del st.models[model]
+            else:
+                st.models[model] = entry
+            self._save(st)
+            self.recorder.record(
+                AuditKind.INCIDENT_UPDATED,
+                incident_id=None,
+                actor=by,
+                data={
+                    "pause": {
+                        "event": "paused" if entry is not None else "resumed",
+                        "scope": "global" if model is None else "model",
+                        "model": model,
+                        "by": by,
+                        "reason": entry.reason if entry is not None else reason,
+                    }
+                },
+            )
+            return True
+
+    def _save(self, st: PauseState) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(st.model_dump_json(by_alias=True, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,338 @@
+"""Slack chat-ops without Slack: signed requests, built with Slack's documented signing scheme
+and payload shapes (``block_actions``, slash commands), go to the service's FastAPI app over a
+real supervisor paused for approval on the simulated world; the Web API and response URLs are a
+loopback server (tests/fake_slack.py) whose recorded calls show the blocks posted and updated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from fake_slack import FakeSlack, start_fake_slack
+from fastapi.testclient import TestClient
+from simworld import Rig, fault, make_rig, open_rig
+
+from supervisor.chatops import ChatOps, SlackConfig, mount_slack
+from supervisor.demo import load_world
+from supervisor.domain import AuditKind
+from supervisor.service import ServiceRuntime, create_app
+
+INC = "inc-0001-m"
+CHANNEL = "C0MLOPS01"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # Slack's documentation example shape
+BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
+NOW = 1_767_600_000  # the signature window's clock (epoch seconds), injected
+USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0MALLORY": "mallory"}
+
+
+# --------------------------------------------------------------------------- building requests
+
+
+def sign(body: str, timestamp: int, secret: str = SECRET) -> dict[str, str]:
+    """Slack's v0 scheme: HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the signing secret."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    return {
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": f"v0={digest.hexdigest()}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def block_actions(action_id: str, user: str, fake: FakeSlack, value: str = INC) -> str:
+    """A form-encoded ``block_actions`` payload, as Slack sends a button press."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": USERS.get(user, "x"), "team_id": "T0001"},
+        "api_app_id": "A0MLOPS",
+        "token": "legacy-verification-token",
+        "container": {"type": "message", "message_ts": "1767600000.000001",
+                      "channel_id": CHANNEL, "is_ephemeral": False},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "team": {"id": "T0001", "domain": "acme"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": CHANNEL, "name": "mlops"},
+        "message": {"type": "message", "ts": "1767600000.000001", "text": "incident"},
+        "response_url": fake.response_url("button"),
+        "actions": [{"action_id": action_id, "block_id": "mlops_approval", "value": value,
+                     "type": "button", "action_ts": "1767600001.000000",
+                     "text": {"type": "plain_text", "text": "Approve"}}],
+    }  # fmt: skip
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def slash(text: str, user: str, fake: FakeSlack) -> str:
+    """A form-encoded slash command, as Slack sends ``/mlops <text>``."""
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": "T0001",
+            "team_domain": "acme",
+            "channel_id": CHANNEL,
+            "channel_name": "mlops",
+            "user_id": user,
+            "user_name": USERS.get(user, "x"),
+            "command": "/mlops",
+            "text": text,
+            "api_app_id": "A0MLOPS",
+            "is_enterprise_install": "false",
+            "response_url": fake.response_url("cmd"),
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        }
+    )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def paused_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A covariate-drift incident whose retrain waits for alice or bob, saved to disk."""
+    rig = make_rig(tmp_path_factory.mktemp("run"), faults=[fault("covariate_drift")])
+    try:
+        inc = rig.first_incident()
+        assert inc.id == INC and [p.action for p in rig.sup.pending_approvals()] == ["retrain"]
+        rig.save()
+    finally:
+        rig.close()
+    return rig.state_dir
+
+
+@pytest.fixture(scope="module")
+def slack_server() -> Iterator[FakeSlack]:
+    fake, server = start_fake_slack()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Svc:
+    """The service with Slack mounted, the rig under it, and the stand-in Slack."""
+
+    http: TestClient
+    chatops: ChatOps
+    rig: Rig
+    fake: FakeSlack
+
+    def post(self, body: str, *, ts: int = NOW, secret: str = SECRET) -> Any:
+        resp = self.http.post("/slack/events", content=body, headers=sign(body, ts, secret))
+        self.chatops.drain(timeout=30)
+        return resp
+
+    def status(self) -> str:
+        return self.rig.incident(INC).status.value
+
+    def audit_len(self) -> int:
+        return len(self.rig.sup.audit.records())
+
+
+@pytest.fixture
+def svc(paused_run: Path, tmp_path: Path, slack_server: FakeSlack) -> Iterator[Svc]:
+    state = Path(shutil.copytree(paused_run, tmp_path / "state"))
+    raw = yaml.safe_load((state / "config.yaml").read_text())
+    raw["state_dir"] = str(state)
+    world = load_world(state)
+    assert world is not None
+    rig = open_rig(world, state, raw)
+    runtime = ServiceRuntime(rig.sup, workers=1)
+    app = create_app(runtime)
+    config = SlackConfig(channel=CHANNEL, api_base_url=slack_server.api_url, users=USERS)
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET}
+    chatops = ChatOps(rig.sup, config, env=env, now=lambda: NOW)
+    mount_slack(app, chatops)
+    slack_server.calls.clear()
+    try:
+        with TestClient(app) as http:
+            yield Svc(http, chatops, rig, slack_server)
+    finally:
+        chatops.close()
+        runtime.shutdown()
+        rig.close()
+
+
+def texts(blocks: list[dict[str, Any]]) -> str:
+    """All the text in some blocks, for asserting on content."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "text" and isinstance(v, str):
+                    out.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(out)
+
+
+def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (e["action_id"], e["value"])
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+def world_writes(svc: Svc) -> dict[str, int]:
+    return svc.rig.world_writes()
+
+
+# --------------------------------------------------------------------------- incident messages
+
+
+def test_an_incident_is_posted_with_diagnosis_evidence_action_verdict_and_buttons(
+    svc: Svc,
+) -> None:
+    ts = svc.chatops.incident_changed(INC)
+    [post] = svc.fake.of("chat.postMessage")
+    assert post.authorization == f"Bearer {BOT_TOKEN}"
+    assert post.args["channel"] == CHANNEL and ts is not None
+    blocks = post.args["blocks"]
+    shown = texts(blocks)
+    assert blocks[0]["type"] == "header" and INC in blocks[0]["text"]["text"]
+    assert "`covariate_drift` (confidence 0.85)" in shown
+    assert "*Key evidence*" in shown and "`get_drift_report`: Evidently finds 0.6" in shown
+    assert "*Proposed action*\n`retrain`" in shown
+    assert "*Policy verdict*\n`require_approval`" in shown
+    assert "`retrain-needs-approval-in-production`" in shown
+    assert "Approval needed from alice, bob" in shown
+    assert buttons(blocks) == [("mlops_approve", INC), ("mlops_deny", INC)]
+    assert "awaiting_approval" in post.args["text"]
+    # the message's ts is kept in the state dir; an unchanged incident sends nothing new
+    saved = json.loads((svc.rig.state_dir / "slack_messages.json").read_text())
+    assert saved[INC]["ts"] == ts and saved[INC]["channel"] == CHANNEL
+    assert svc.chatops.incident_changed(INC) == ts
+    assert svc.fake.methods() == ["chat.postMessage"]
+
+
+def test_approve_button_resumes_the_graph_as_the_mapped_approver_and_updates_the_message(
+    svc: Svc,
+) -> None:
+    ts = svc.chatops.incident_changed(INC)
+    resp = svc.post(block_actions("mlops_approve", "U0ALICE", svc.fake))
+    assert resp.status_code == 200
+    assert svc.status() == "mitigated"
+    assert world_writes(svc) == {"retrain": 1, "canary_started": 1}
+    [approval] = svc.rig.records(AuditKind.APPROVAL, INC)
+    assert approval.actor == "alice"
+    assert approval.data["approval"]["decision"] == "approved"
+    assert approval.data["approval"]["comment"] == "via Slack by U0ALICE"
+    assert svc.fake.methods() == ["chat.postMessage", "chat.update"]
+    [update] = svc.fake.of("chat.update")
+    assert update.args["ts"] == ts and update.args["channel"] == CHANNEL
+    shown = texts(update.args["blocks"])
+    assert buttons(update.args["blocks"]) == []
+    assert "Approved by *alice*" in shown and "`mitigated`" in shown
+    assert "*Outcome* `succeeded`" in shown and "*Verification* passed" in shown
+    assert svc.rig.verified()
+
+
+def test_deny_button_escalates_and_changes_nothing(svc: Svc) -> None:
+    svc.chatops.incident_changed(INC)
+    assert svc.post(block_actions("mlops_deny", "U0BOB", svc.fake)).status_code == 200
+    assert svc.status() == "escalated" and world_writes(svc) == {}
+    [update] = svc.fake.of("chat.update")
+    shown = texts(update.args["blocks"])
+    assert "Denied by *bob*" in shown and "*Escalated* to *team-m*" in shown
+    assert buttons(update.args["blocks"]) == []
+
+
+@pytest.mark.parametrize(
+    ("user", "identity", "action_id"),
+    [
+        ("U0MALLORY", "mallory", "mlops_approve"),  # mapped, but not in the policy
+        ("U0STRANGER", "slack:U0STRANGER", "mlops_approve"),  # not mapped at all
+        ("U0MALLORY", "mallory", "mlops_deny"),  # denying needs an approver too
+    ],
+)
+def test_a_non_approver_gets_an_ephemeral_refusal_that_is_audited_and_nothing_runs(
+    svc: Svc, user: str, identity: str, action_id: str
+) -> None:
+    svc.chatops.incident_changed(INC)
+    assert svc.post(block_actions(action_id, user, svc.fake)).status_code == 200
+    assert svc.fake.methods() == ["chat.postMessage", "chat.postEphemeral"]
+    [eph] = svc.fake.of("chat.postEphemeral")
+    assert eph.args["user"] == user and eph.args["channel"] == CHANNEL
+    assert f"You ({identity}) may not" in eph.args["text"] and "alice, bob" in eph.args["text"]
+    [refused] = svc.rig.records(AuditKind.APPROVAL, INC)
+    assert refused.actor == identity
+    assert refused.data["refused"] is True and refused.data["slack_user"] == user
+    assert refused.data["decision"] == ("approved" if action_id == "mlops_approve" else "denied")
+    assert svc.status() == "awaiting_approval" and world_writes(svc) == {}
+    # a real approver can still answer
+    svc.post(block_actions("mlops_approve", "U0ALICE", svc.fake))
+    assert svc.status() == "mitigated"
+
+
+def test_a_second_press_after_the_answer_is_told_the_incident_moved_on(svc: Svc) -> None:
+    svc.chatops.incident_changed(INC)
+    svc.post(block_actions("mlops_approve", "U0ALICE", svc.fake))
+    svc.post(block_actions("mlops_approve", "U0BOB", svc.fake))
+    [eph] = svc.fake.of("chat.postEphemeral")
+    assert "is mitigated, not awaiting approval" in eph.args["text"]
+    assert world_writes(svc) == {"retrain": 1, "canary_started": 1}
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["bad_secret", "stale", "future", "no_headers", "body_changed", "garbage_ts"],
+)
+def test_bad_signatures_and_stale_timestamps_get_401_and_change_nothing(
+    svc: Svc, tamper: str
+) -> None:
+    body = block_actions("mlops_approve", "U0ALICE", svc.fake)
+    headers = sign(body, NOW)
+    if tamper == "bad_secret":
+        headers = sign(body, NOW, secret="not-the-signing-secret")
+    elif tamper == "stale":
+        headers = sign(body, NOW - 301)  # Slack's window is 5 minutes
+    elif tamper == "future":
+        headers = sign(body, NOW + 301)
+    elif tamper == "no_headers":
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    elif tamper == "body_changed":
+        body = block_actions("mlops_approve", "U0BOB", svc.fake)
+    elif tamper == "garbage_ts":
+        headers["X-Slack-Request-Timestamp"] = "yesterday"
+    before = svc.audit_len()
+    resp = svc.http.post("/slack/events", content=body, headers=headers)
+    svc.chatops.drain(timeout=30)
+    assert resp.status_code == 401
+    assert svc.status() == "awaiting_approval" and world_writes(svc) == {}
+    assert svc.audit_len() == before
+    assert svc.fake.methods() == []
+
+
+def test_a_timestamp_inside_the_window_is_accepted(svc: Svc) -> None:
+    body = slash("status", "U0BOB", svc.fake)
+    resp = svc.http.post("/slack/events", content=body, headers=sign(body, NOW - 299))
+    assert resp.status_code == 200
+
+
+def test_a_replayed_request_gets_401_and_changes_nothing(svc: Svc) -> None:
+    body = slash("pause", "U0ALICE", svc.fake)
+    headers = sign(body, NOW)
+    assert svc.http.post("/slack/events", content=body, headers=headers).status_code == 200
+    svc.chatops.pause.resume(None, "alice")
+    before = svc.audit_len()
+    assert svc.http.post("/slack/events", content=body, headers=headers).status_code == 401
+    assert not svc.chatops.pause.is_paused("m") and svc.audit_len() == before
