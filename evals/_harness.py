@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from tools import MetricReading, ReadBackends, WriteBackends, read_only
 from tools.sim import SimWorld, build_world
 
 from ._baselines import BaselineEnv, Flagger, NaiveDrift, Noop, Scheduled
-from ._results import SUPERVISOR, CaseResult, ExecutedAction, RunResult
+from ._results import SUPERVISOR_REASONERS, CaseResult, ExecutedAction, RunResult
 from ._scenario import Expectation, MetricsOutage, Scenario
 
 REPO = Path(__file__).resolve().parent.parent
@@ -285,8 +285,8 @@ def run(spec: RunSpec) -> RunResult:
     )
     started = time.perf_counter()
     try:
-        if spec.system == SUPERVISOR:
-            _run_supervisor(spec, result)
+        if spec.system in SUPERVISOR_REASONERS:
+            _run_supervisor(replace(spec, reasoner=SUPERVISOR_REASONERS[spec.system]), result)
         else:
             _run_baseline(spec, result)
     except Exception as err:  # a crashing system is a result to report, not a harness crash

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._goals import Goal, check_goals
 from ._metrics import Rates, SystemSummary, summarize
-from ._results import SUPERVISOR
+from ._results import SUPERVISOR, SUPERVISOR_REASONERS
 from ._suite import SuiteRun
 
 
@@ -178,6 +178,30 @@ def render_markdown(report: EvalReport) -> str:
                     ]
                     for m in report.misdiagnoses
                 ],
+            )
+        )
+    llm_runs = [r for r in report.run.results if r.system in SUPERVISOR_REASONERS]
+    if any(r.system != SUPERVISOR for r in llm_runs):
+        out += ["", "## Reasoners side by side: tokens, cost and latency per incident", ""]
+        rows = []
+        for r in sorted(llm_runs, key=lambda r: (r.scenario, r.seed, r.system)):
+            for c in r.cases:
+                rows.append(
+                    [
+                        r.scenario,
+                        str(r.seed),
+                        r.system,
+                        c.diagnosed_root_cause or "–",
+                        c.actual_action or "–",
+                        str(r.tokens),
+                        f"{r.cost_usd:.4f}",
+                        f"{r.wall_seconds:.2f}",
+                    ]
+                )
+        out.append(
+            _table(
+                ["scenario", "seed", "system", "diagnosed", "action", "tokens", "cost $", "wall s"],
+                rows,
             )
         )
     failed = [r for r in report.run.results if r.system == SUPERVISOR and not r.passed]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: The system under test; the others are baselines.
+#: The system under test (rules reasoner); the others are baselines.
 SUPERVISOR = "supervisor"
+
+#: The supervisor under each reasoner, run side by side on the same scenarios and seeds.
+SUPERVISOR_REASONERS = {SUPERVISOR: "rules", "supervisor-llm": "llm", "supervisor-hybrid": "hybrid"}
 
 
 class _Strict(BaseModel):

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._baselines import BASELINES
 from ._harness import REPO, RunSpec, run
-from ._results import SUPERVISOR, RunResult
+from ._results import SUPERVISOR, SUPERVISOR_REASONERS, RunResult
 from ._scenario import Scenario
 
-SYSTEMS = (SUPERVISOR, *BASELINES)
+SYSTEMS = (*SUPERVISOR_REASONERS, *BASELINES)
 
 
 class SuiteRun(BaseModel):
@@ -55,7 +55,6 @@ def run_suite(
     policy_file: Path | None = None,
     playbooks_dir: Path | None = None,
     on_result: Callable[[RunResult], None] | None = None,
-    reasoner: str = "rules",
     llm: dict[str, Any] | None = None,
     record_dir: Path | None = None,
     replay_dir: Path | None = None,
@@ -65,7 +64,7 @@ def run_suite(
     if unknown:
         raise ValueError(f"unknown systems {sorted(unknown)!r}; choose from {list(SYSTEMS)!r}")
     jobs = jobs or min(os.cpu_count() or 1, 4)
-    extra: dict[str, Any] = {"reasoner": reasoner, "llm": llm}
+    extra: dict[str, Any] = {"llm": llm}
     extra["record_dir"] = None if record_dir is None else record_dir.resolve()
     extra["replay_dir"] = None if replay_dir is None else replay_dir.resolve()
     if policy_file is not None:

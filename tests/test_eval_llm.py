@@ -45,7 +45,7 @@ def _run(out: Path, *extra: str) -> dict[str, Any]:
             "--only",
             SCENARIO,
             "--systems",
-            "supervisor",
+            "supervisor,supervisor-llm",
             "--jobs",
             "1",
             "--no-progress",
@@ -62,7 +62,7 @@ def _run(out: Path, *extra: str) -> dict[str, Any]:
 
 
 def _supervisor_runs(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in report["run"]["results"] if r["system"] == "supervisor"]
+    return [r for r in report["run"]["results"] if r["system"] == "supervisor-llm"]
 
 
 def test_llm_eval_records_then_replays_offline(tmp_path: Path) -> None:
@@ -70,6 +70,10 @@ def test_llm_eval_records_then_replays_offline(tmp_path: Path) -> None:
     with FakeOpenAI(scripted_model) as fake:
         live = _run(tmp_path / "live", "--llm-base-url", fake.base_url, "--record", str(record))
     assert any(record.rglob("*.json")), "the exchanges were saved"
+    md = (tmp_path / "live" / "report.md").read_text()
+    assert "Reasoners side by side" in md and "supervisor-llm" in md
+    rules = [r for r in live["run"]["results"] if r["system"] == "supervisor"]
+    assert rules and rules[0]["tokens"] == 0  # the rules reasoner, side by side
     (run,) = _supervisor_runs(live)
     assert run["tokens"] == 1400 and run["error"] is None
     assert run["cases"][0]["diagnosed_root_cause"] == "upstream_data_defect"

@@ -10,7 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-_SYSTEMS = ("supervisor", "noop", "flagger", "naive-drift", "scheduled")
+_SYSTEMS = (
+    "supervisor",
+    "supervisor-llm",
+    "supervisor-hybrid",
+    "noop",
+    "flagger",
+    "naive-drift",
+    "scheduled",
+)
+_BASELINES = ("noop", "flagger", "naive-drift", "scheduled")
 
 
 def _csv(text: str) -> list[str]:
@@ -39,7 +48,12 @@ def eval_command(args: argparse.Namespace) -> int:
 
     scenarios_dir: Path = args.scenarios or default_scenarios_dir()
     scenarios = load_scenarios(scenarios_dir, only=_csv(args.only) if args.only else None)
-    systems = tuple(_csv(args.systems)) if args.systems else _SYSTEMS
+    if args.systems:
+        systems = tuple(_csv(args.systems))
+    elif args.reasoner == "rules":
+        systems = ("supervisor", *_BASELINES)
+    else:  # the model's results next to the rules reasoner's, on the same scenarios and seeds
+        systems = ("supervisor", f"supervisor-{args.reasoner}", *_BASELINES)
     bad = [s for s in systems if s not in _SYSTEMS]
     if bad:
         print(f"error: unknown systems {bad!r}; choose from {list(_SYSTEMS)!r}", file=sys.stderr)
@@ -53,7 +67,6 @@ def eval_command(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         policy_file=args.policy,
         playbooks_dir=args.playbooks,
-        reasoner=args.reasoner,
         llm=_llm_flags(args),
         record_dir=args.record,
         replay_dir=args.replay,
