@@ -86,7 +86,8 @@ def main() -> None:
     )
     print(f"incidents measured: {len(rows)} over {args.runs} demo runs")
     print(
-        f"signal -> guard decision: p50 {pct(lat, 0.5) * 1000:.0f} ms, p95 {pct(lat, 0.95) * 1000:.0f} ms"
+        f"signal -> guard decision: p50 {pct(lat, 0.5) * 1000:.0f} ms, "
+        f"p95 {pct(lat, 0.95) * 1000:.0f} ms"
         f" (goal p50 < 1000 ms)"
     )
     print(
@@ -94,7 +95,8 @@ def main() -> None:
         f"per incident p50 {pct(drift, 0.5) * 1000:.0f} ms"
     )
     print(
-        f"mlops-supervisor --help: median {statistics.median(helps) * 1000:.0f} ms over 5 runs (goal < 500 ms)"
+        f"mlops-supervisor --help: median {statistics.median(helps) * 1000:.0f} ms "
+        "over 5 runs (goal < 500 ms)"
     )
 
 

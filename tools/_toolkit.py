@@ -10,8 +10,8 @@ reasoner can correct (bad arguments, a backend that did not answer) go back to i
 from __future__ import annotations
 
 import inspect
-import logging
 import itertools
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
