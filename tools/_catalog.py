@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.domain import MetricName
 
+from ._defects import data_defects, scale_change
 from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, ModelVersionInfo
 from ._toolkit import ToolContext, ToolRegistry
 
@@ -254,11 +255,6 @@ class DriftSummary(_Out):
     compute_seconds: float
 
 
-#: Data-quality thresholds that mark an upstream defect rather than drift.
-NULL_SPIKE = 0.2
-SCALE_CHANGE = 20.0
-
-
 def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> DriftSummary | None:
     """Compute input drift (Evidently) and data-quality checks for a model's recent inputs.
 
@@ -271,32 +267,15 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
     )
     if rep is None:
         return None
-    defects: list[str] = []
-    null_inc = 0.0
-    scale = 1.0
-    oor = 0.0
-    dtype_changes: list[str] = []
-    for q in rep.quality:
-        inc = q.null_share_current - q.null_share_reference
-        null_inc = max(null_inc, inc)
-        if inc >= NULL_SPIKE:
-            defects.append(
-                f"null spike on {q.feature!r}: "
-                f"{q.null_share_reference:.0%} -> {q.null_share_current:.0%}"
-            )
-        if q.scale_ratio:
-            s = max(q.scale_ratio, 1 / q.scale_ratio) if q.scale_ratio > 0 else float("inf")
-            scale = max(scale, s)
-            if s >= SCALE_CHANGE:
-                defects.append(f"unit change on {q.feature!r}: values x{q.scale_ratio:.3g}")
-        oor = max(oor, q.out_of_range_share)
-        if q.dtype_reference and q.dtype_current and q.dtype_reference != q.dtype_current:
-            dtype_changes.append(f"{q.feature}: {q.dtype_reference} -> {q.dtype_current}")
-            defects.append(
-                f"dtype change on {q.feature!r}: {q.dtype_reference} -> {q.dtype_current}"
-            )
-    defects += [f"missing column {c!r}" for c in rep.missing_columns]
-    defects += [f"new column {c!r}" for c in rep.new_columns]
+    defects = data_defects(rep)
+    null_inc = max((q.null_share_current - q.null_share_reference for q in rep.quality), default=0)
+    scale = max((scale_change(q.scale_ratio) for q in rep.quality), default=1.0)
+    oor = max((q.out_of_range_share for q in rep.quality), default=0.0)
+    dtype_changes = [
+        f"{q.feature}: {q.dtype_reference} -> {q.dtype_current}"
+        for q in rep.quality
+        if q.dtype_reference and q.dtype_current and q.dtype_reference != q.dtype_current
+    ]
     return DriftSummary(
         model=model,
         window_minutes=window_minutes,
@@ -315,7 +294,7 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         prediction_drift_score=None if rep.prediction_drift is None else rep.prediction_drift.score,
         defects=defects,
         defect_count=len(defects),
-        max_null_share_increase=round(null_inc, 4),
+        max_null_share_increase=round(max(null_inc, 0.0), 4),
         max_scale_ratio=round(min(scale, 1e9), 3),
         max_out_of_range_share=round(oor, 4),
         missing_columns=rep.missing_columns,

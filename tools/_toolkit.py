@@ -136,55 +136,36 @@ class ToolRegistry:
         self, ctx: ToolContext, name: str, args: dict[str, Any], *, call_id: str
     ) -> ToolResult:
         """Run one tool; every outcome (including bad arguments) becomes a ToolResult."""
-        now = ctx.clock.now()
-        tool = self.tools.get(name)
-        if tool is None:
+
+        def result(
+            status: ToolStatus, message: str = "", data: dict[str, Any] | None = None
+        ) -> ToolResult:
             return ToolResult(
                 call_id=call_id,
                 tool=name,
                 args=args,
-                status=ToolStatus.ERROR,
-                observed_at=now,
-                message=f"unknown tool {name!r}; available tools: {self.names()}",
+                status=status,
+                observed_at=ctx.clock.now(),
+                message=message,
+                data=data or {},
+            )
+
+        tool = self.tools.get(name)
+        if tool is None:
+            return result(
+                ToolStatus.ERROR, f"unknown tool {name!r}; available tools: {self.names()}"
             )
         try:
             parsed = tool.args_model.model_validate(args)
         except ValidationError as err:
-            return ToolResult(
-                call_id=call_id,
-                tool=name,
-                args=args,
-                status=ToolStatus.ERROR,
-                observed_at=now,
-                message=f"invalid arguments for {name!r}: {err.errors(include_url=False)}",
-            )
+            errors = err.errors(include_url=False)
+            return result(ToolStatus.ERROR, f"invalid arguments for {name!r}: {errors}")
         try:
             out = tool.fn(ctx, **dict(parsed))
         except BackendError as err:
             log.warning("tool %s(%s) failed: %s", name, args, err)
-            return ToolResult(
-                call_id=call_id,
-                tool=name,
-                args=args,
-                status=ToolStatus.ERROR,
-                observed_at=now,
-                message=str(err),
-            )
+            return result(ToolStatus.ERROR, str(err))
         if out is None:
             log.info("tool %s(%s): no data", name, args)
-            return ToolResult(
-                call_id=call_id,
-                tool=name,
-                args=args,
-                status=ToolStatus.NO_DATA,
-                observed_at=now,
-                message="the backend has no data for this request",
-            )
-        return ToolResult(
-            call_id=call_id,
-            tool=name,
-            args=args,
-            status=ToolStatus.OK,
-            observed_at=now,
-            data=out.model_dump(mode="json"),
-        )
+            return result(ToolStatus.NO_DATA, "the backend has no data for this request")
+        return result(ToolStatus.OK, data=out.model_dump(mode="json"))

@@ -23,7 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from supervisor._errors import BackendError
 from supervisor.domain import ActionType, IncidentStatus, OutcomeStatus, ToolStatus, Verdict
 from tools import DriftPort, DriftReport
-from tools._catalog import NULL_SPIKE, SCALE_CHANGE
+from tools._defects import data_defects
 
 __all__ = [
     "DECISION_LATENCY_BUCKETS",
@@ -39,23 +39,8 @@ _NS = "mlops_supervisor"
 
 
 def data_defect_count(report: DriftReport) -> int:
-    """How many upstream data defects ``report`` shows, counted as ``get_drift_report`` does.
-
-    A null-share rise of ``NULL_SPIKE`` or more, a scale change of ``SCALE_CHANGE`` times either
-    way, a dtype change, and each missing or new column count one each.
-    """
-    count = len(report.missing_columns) + len(report.new_columns)
-    for q in report.quality:
-        if q.null_share_current - q.null_share_reference >= NULL_SPIKE:
-            count += 1
-        if q.scale_ratio:
-            ratio = q.scale_ratio
-            scale = max(ratio, 1 / ratio) if ratio > 0 else float("inf")
-            if scale >= SCALE_CHANGE:
-                count += 1
-        if q.dtype_reference and q.dtype_current and q.dtype_reference != q.dtype_current:
-            count += 1
-    return count
+    """How many upstream data defects ``report`` shows, by the rule ``get_drift_report`` uses."""
+    return len(data_defects(report))
 
 
 class SupervisorMetrics:
