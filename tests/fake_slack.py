@@ -34,6 +34,7 @@ class FakeSlack:
 
     url: str = ""
     calls: list[Call] = field(default_factory=list)
+    failing: dict[str, str] = field(default_factory=dict)  # method -> Slack error to answer
     _seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +56,8 @@ class FakeSlack:
         with self._lock:
             self._seq += 1
             ts = f"1767600000.{self._seq:06d}"
+        if method in self.failing:
+            return {"ok": False, "error": self.failing[method]}
         if method == "auth.test":
             return {"ok": True, "url": "https://t.slack.com/", "team": "T", "user": "mlops",
                     "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0001"}  # fmt: skip

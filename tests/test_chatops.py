@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -33,6 +34,12 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # Slack's documentation example sha
 BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
 NOW = 1_767_600_000  # the signature window's clock (epoch seconds), injected
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0MALLORY": "mallory"}
+_TRIGGERS = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """Slack gives every interaction its own trigger id (so no two requests are identical)."""
+    return f"13345224609.738474920.{next(_TRIGGERS):031x}"
 
 
 # --------------------------------------------------------------------------- building requests
@@ -57,7 +64,7 @@ def block_actions(action_id: str, user: str, fake: FakeSlack, value: str = INC) 
         "token": "legacy-verification-token",
         "container": {"type": "message", "message_ts": "1767600000.000001",
                       "channel_id": CHANNEL, "is_ephemeral": False},
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "trigger_id": trigger_id(),
         "team": {"id": "T0001", "domain": "acme"},
         "enterprise": None,
         "is_enterprise_install": False,
@@ -87,7 +94,7 @@ def slash(text: str, user: str, fake: FakeSlack) -> str:
             "api_app_id": "A0MLOPS",
             "is_enterprise_install": "false",
             "response_url": fake.response_url("cmd"),
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "trigger_id": trigger_id(),
         }
     )
 
@@ -152,6 +159,7 @@ def svc(paused_run: Path, tmp_path: Path, slack_server: FakeSlack) -> Iterator[S
     chatops = ChatOps(rig.sup, config, env=env, now=lambda: NOW)
     mount_slack(app, chatops)
     slack_server.calls.clear()
+    slack_server.failing.clear()
     try:
         with TestClient(app) as http:
             yield Svc(http, chatops, rig, slack_server)
@@ -219,6 +227,20 @@ def test_an_incident_is_posted_with_diagnosis_evidence_action_verdict_and_button
     assert saved[INC]["ts"] == ts and saved[INC]["channel"] == CHANNEL
     assert svc.chatops.incident_changed(INC) == ts
     assert svc.fake.methods() == ["chat.postMessage"]
+
+
+def test_a_failing_slack_never_fails_the_supervisor_and_the_next_change_posts(svc: Svc) -> None:
+    svc.fake.failing["chat.postMessage"] = "channel_not_found"
+    assert svc.chatops.incident_changed(INC) is None
+    assert svc.chatops.notifier.message_of(INC) is None
+    svc.fake.failing.clear()
+    ts = svc.chatops.incident_changed(INC)
+    assert ts is not None and svc.fake.methods() == ["chat.postMessage", "chat.postMessage"]
+    assert svc.chatops.notifier.message_of(INC) == {
+        "channel": CHANNEL,
+        "ts": ts,
+        "digest": svc.chatops.notifier.message_of(INC)["digest"],  # type: ignore[index]
+    }
 
 
 def test_approve_button_resumes_the_graph_as_the_mapped_approver_and_updates_the_message(
@@ -336,3 +358,106 @@ def test_a_replayed_request_gets_401_and_changes_nothing(svc: Svc) -> None:
     before = svc.audit_len()
     assert svc.http.post("/slack/events", content=body, headers=headers).status_code == 401
     assert not svc.chatops.pause.is_paused("m") and svc.audit_len() == before
+
+
+# --------------------------------------------------------------------------- /mlops
+
+
+def command(svc: Svc, text: str, user: str = "U0ALICE") -> dict[str, Any]:
+    resp = svc.post(slash(text, user, svc.fake))
+    assert resp.status_code == 200, resp.text
+    answer: dict[str, Any] = resp.json()
+    assert answer["response_type"] == "ephemeral"
+    return answer
+
+
+def pause_events(svc: Svc) -> list[dict[str, Any]]:
+    return [
+        {"actor": r.actor, **r.data["pause"]}
+        for r in svc.rig.records(AuditKind.INCIDENT_UPDATED)
+        if "pause" in r.data
+    ]
+
+
+def test_status_shows_the_switch_counts_and_pending_approvals(svc: Svc) -> None:
+    text = command(svc, "status", "U0BOB")["text"]
+    assert "Acting (no global pause)" in text
+    assert "Incidents: 1 awaiting_approval" in text
+    assert f"`{INC}` waits for approval of `retrain` by alice, bob until 11:05 UTC" in text
+
+
+def test_incidents_lists_them(svc: Svc) -> None:
+    text = command(svc, "incidents", "U0STRANGER")["text"]
+    assert f"`{INC}` awaiting_approval · production/m" in text
+
+
+def test_explain_shows_the_incident_without_buttons(svc: Svc) -> None:
+    answer = command(svc, f"explain {INC}", "U0STRANGER")
+    shown = texts(answer["blocks"])
+    assert "`covariate_drift` (confidence 0.85)" in shown and "*Guard*" in shown
+    assert buttons(answer["blocks"]) == []
+    assert "No incident `inc-9`" in command(svc, "explain inc-9")["text"]
+
+
+@pytest.mark.parametrize("text", ["", "help", "reboot everything", "explain"])
+def test_anything_else_gets_the_usage(svc: Svc, text: str) -> None:
+    assert "`explain ID`" in command(svc, text)["text"]
+
+
+def test_approve_by_command_resumes_the_graph_and_answers_on_the_response_url(
+    svc: Svc,
+) -> None:
+    answer = command(svc, f'approve {INC} "fresh data looks fine"')
+    assert answer["text"] == f"Working on `approve {INC}`…"
+    assert svc.status() == "mitigated"
+    assert world_writes(svc) == {"retrain": 1, "canary_started": 1}
+    [approval] = svc.rig.records(AuditKind.APPROVAL, INC)
+    assert approval.data["approval"]["comment"] == "via Slack by U0ALICE: fresh data looks fine"
+    [respond] = svc.fake.of("respond")
+    assert respond.path == "/respond/cmd" and respond.args["response_type"] == "ephemeral"
+    assert respond.args["text"] == f"`{INC}`: approved by alice; incident is now mitigated."
+    [post] = svc.fake.of("chat.postMessage")  # the incident's message shows the outcome
+    assert "Approved by *alice*" in texts(post.args["blocks"])
+
+
+def test_deny_by_command_from_a_non_approver_is_refused_and_audited(svc: Svc) -> None:
+    command(svc, f"deny {INC}", "U0MALLORY")
+    [respond] = svc.fake.of("respond")
+    assert respond.args["text"].startswith(":no_entry: You (mallory) may not deny")
+    [refused] = svc.rig.records(AuditKind.APPROVAL, INC)
+    assert refused.data["refused"] is True and refused.data["via"] == "slack"
+    assert svc.status() == "awaiting_approval"
+    command(svc, f"deny {INC} not now", "U0BOB")
+    assert svc.status() == "escalated" and world_writes(svc) == {}
+
+
+def test_pause_and_resume_globally_and_per_model_are_audited(svc: Svc) -> None:
+    svc.chatops.incident_changed(INC)
+    assert "Paused all models" in command(svc, "pause")["text"]
+    assert svc.chatops.pause.is_paused("m")
+    assert "All actions paused* by alice" in command(svc, "status")["text"]
+    # the open incident's message says actions are paused
+    [update] = svc.fake.of("chat.update")
+    assert "Actions are paused (by alice)" in texts(update.args["blocks"])
+    assert "already paused" in command(svc, "pause")["text"]
+    assert "Paused `m`" in command(svc, "pause m", "U0BOB")["text"]
+    assert "Resumed all models" in command(svc, "resume")["text"]
+    assert svc.chatops.pause.is_paused("m")  # the model's own pause still holds
+    assert "Resumed `m`" in command(svc, "resume m")["text"]
+    assert not svc.chatops.pause.is_paused("m")
+    assert [(e["event"], e["scope"], e["model"], e["actor"]) for e in pause_events(svc)] == [
+        ("paused", "global", None, "alice"),
+        ("paused", "model", "m", "bob"),
+        ("resumed", "global", None, "alice"),
+        ("resumed", "model", "m", "alice"),
+    ]
+    assert "no watched model 'nope'" in command(svc, "pause nope")["text"]
+
+
+def test_pause_by_someone_outside_the_approver_groups_is_refused_and_audited(svc: Svc) -> None:
+    text = command(svc, "pause", "U0STRANGER")["text"]
+    assert "You (slack:U0STRANGER) may not pause" in text
+    assert not svc.chatops.pause.is_paused("m")
+    [event] = pause_events(svc)
+    assert event["event"] == "refused" and event["requested"] == "pause"
+    assert event["actor"] == "slack:U0STRANGER"
