@@ -156,7 +156,7 @@ def svc(paused_run: Path, tmp_path: Path, slack_server: FakeSlack) -> Iterator[S
     app = create_app(runtime)
     config = SlackConfig(channel=CHANNEL, api_base_url=slack_server.api_url, users=USERS)
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET}
-    chatops = ChatOps(rig.sup, config, env=env, now=lambda: NOW)
+    chatops = ChatOps(rig.sup, config, env=env, now=lambda: NOW, on_answered=runtime.observe)
     mount_slack(app, chatops)
     slack_server.calls.clear()
     slack_server.failing.clear()
@@ -263,6 +263,19 @@ def test_approve_button_resumes_the_graph_as_the_mapped_approver_and_updates_the
     assert "Approved by *alice*" in shown and "`mitigated`" in shown
     assert "*Outcome* `succeeded`" in shown and "*Verification* passed" in shown
     assert svc.rig.verified()
+    # the service's hook ran: /metrics counts the action the approval released
+    metrics = svc.http.get("/metrics").text
+    assert 'action="retrain",outcome="succeeded"} 1.0' in metrics
+
+
+def test_events_share_the_url_and_answer_slacks_url_challenge(svc: Svc) -> None:
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    body = json.dumps({"token": "legacy", "challenge": challenge, "type": "url_verification"})
+    headers = {**sign(body, NOW), "Content-Type": "application/json"}
+    resp = svc.http.post("/slack/events", content=body, headers=headers)
+    assert resp.status_code == 200 and challenge in resp.text
+    headers = {**sign(body, NOW, secret="wrong"), "Content-Type": "application/json"}
+    assert svc.http.post("/slack/events", content=body, headers=headers).status_code == 401
 
 
 def test_deny_button_escalates_and_changes_nothing(svc: Svc) -> None:

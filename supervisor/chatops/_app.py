@@ -126,7 +126,9 @@ class ChatOps:
 
     Build it once per service; mount its routes with :func:`mount_slack` (HTTP mode) or call
     :meth:`start` (Socket Mode). ``env`` defaults to ``os.environ``; ``now`` (epoch seconds)
-    is the clock of the signature window; ``client`` replaces the Web API client.
+    is the clock of the signature window; ``client`` replaces the Web API client;
+    ``on_answered(incident_id)`` runs after an approval or denial from Slack has resumed the
+    graph (the service passes ``ServiceRuntime.observe`` so /metrics sees it).
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class ChatOps:
         client: WebClient | None = None,
         now: Callable[[], float] = time.time,
         workers: int = 4,
+        on_answered: Callable[[str], None] | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.config = config
@@ -149,6 +152,7 @@ class ChatOps:
             known_models=[m.name for m in supervisor.config.models],
         )
         self._env = env
+        self._on_answered = on_answered
         if client is None:
             client = WebClient(
                 token=config.secret("bot_token_env", env),
@@ -158,9 +162,10 @@ class ChatOps:
         self.notifier = SlackNotifier(supervisor, config, client, pause=self.pause)
         self.commands = Commands(supervisor, self.pause)
         self._pool = _TrackedPool(workers)
-        check = None
+        check, secret = None, ""
         if config.mode == "http":
-            check = SignatureCheck(config.secret("signing_secret_env", env), now)
+            secret = config.secret("signing_secret_env", env)
+            check = SignatureCheck(secret, now)
         self.app = App(
             name="mlops-supervisor",
             client=client,
@@ -168,7 +173,7 @@ class ChatOps:
             request_verification_enabled=False,  # replaced by SignatureCheck (injected clock)
             before_authorize=check,
             listener_executor=self._pool,
-            signing_secret="unused",  # bolt would read SLACK_SIGNING_SECRET otherwise
+            signing_secret=secret,  # checked by SignatureCheck; unused in Socket Mode
         )
         self._socket: SocketModeHandler | None = None
         self._register()
@@ -242,7 +247,7 @@ class ChatOps:
         reply = self.commands.answer(incident_id, caller, decision)
         if not reply.ok:
             self._ephemeral(channel, user, reply)
-        self.notifier.incident_changed(incident_id)
+        self._answered(incident_id, reply)
 
     def _on_command(
         self, ack: Callable[..., Any], command: dict[str, Any], respond: Callable[..., Any]
@@ -260,7 +265,7 @@ class ChatOps:
             decision = "approved" if verb == "approve" else "denied"
             reply = self.commands.answer(incident_id, caller, decision, " ".join(words[2:]))
             respond(**reply.payload(), replace_original=False)
-            self.notifier.incident_changed(incident_id)
+            self._answered(incident_id, reply)
             return
         if verb in ("pause", "resume"):
             reply = self.commands.switch(verb, words[1] if len(words) > 1 else None, caller)
@@ -277,6 +282,15 @@ class ChatOps:
         else:
             reply = Reply(USAGE)
         ack(**reply.payload())
+
+    def _answered(self, incident_id: str, reply: Reply) -> None:
+        if reply.ok and self._on_answered is not None:
+            try:
+                self._on_answered(incident_id)
+            except Exception:  # a hook must not keep the message from updating
+                log.exception("slack: on_answered failed for %s", incident_id)
+        if self.supervisor.incidents.get(incident_id) is not None:
+            self.notifier.incident_changed(incident_id)
 
     def _refresh_open(self) -> None:
         """Open incidents' messages show whether actions are paused."""
