@@ -4,6 +4,8 @@ escaping, Socket Mode construction, the app manifest and the package's exports."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,3 +194,15 @@ def test_public_exports() -> None:
     assert {"ChatOps", "SlackConfig", "SlackNotifier", "PauseSwitch", "mount_slack"} <= set(
         chatops.__all__
     )
+
+
+def test_the_pause_switch_loads_without_slack_or_fastapi() -> None:
+    """The executor and the CLI consult the switch; they must not pay for slack_bolt."""
+    code = (
+        "import sys; from supervisor.chatops import PauseSwitch, SlackConfig; "
+        "print(sorted(m for m in ('slack_bolt', 'slack_sdk', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]"

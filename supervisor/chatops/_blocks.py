@@ -5,11 +5,13 @@ a mention, a link or markup."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.audit import redact, redact_text
 from supervisor.domain import Incident, IncidentStatus
-from supervisor.graph import IncidentState
+
+if TYPE_CHECKING:
+    from supervisor.graph import IncidentState
 
 APPROVE_ACTION = "mlops_approve"
 DENY_ACTION = "mlops_deny"
