@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +77,11 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = load_config(config_path)
     service = build_service(config)
+    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;
+    # with the default handlers that would kill the process before the state is closed.
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
     try:
         uvicorn.run(
             service.app,
@@ -87,4 +93,8 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
         )
     finally:
         service.close()
+    if received:
+        logging.getLogger("mlops_supervisor.service").info(
+            "stopped on %s", signal.Signals(received[0]).name
+        )
     return 0

@@ -111,10 +111,11 @@ class WorkerPool:
                     job.what,
                 )
             finally:
-                with self._lock:
-                    self._active.pop(job.incident_id, None)
-                job.done.set()
+                # Observed before the job counts as done, so drain() implies fresh /metrics.
                 try:
                     self._on_done(job.incident_id)
                 except Exception:
                     log.exception("observing incident %s for /metrics failed", job.incident_id)
+                with self._lock:
+                    self._active.pop(job.incident_id, None)
+                job.done.set()
