@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=7, help="world seed (default: 7)")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
+    demo.add_argument(
+        "--registry",
+        choices=("mlflow", "sim"),
+        default="mlflow",
+        help="where the models live: a local MLflow store in OUT/state/mlflow (default) "
+        "or the simulated world only",
+    )
     demo.set_defaults(handler=_demo)
 
     for verb in ("approve", "deny"):
@@ -56,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="override service.host")
     serve.add_argument("--port", type=int, default=None, help="override service.port")
     serve.set_defaults(handler=_serve)
+
+    for verb in ("pause", "resume"):
+        p = sub.add_parser(
+            verb,
+            help=f"{verb} acting, globally or for one model (investigation and reports go on)",
+        )
+        p.add_argument("model", nargs="?", default=None, help="one model (default: all)")
+        p.add_argument("--by", required=True, help="your identity (audited)")
+        p.add_argument(
+            "--state", type=Path, required=True, help="state directory of the supervisor"
+        )
+        p.set_defaults(handler=_pause, verb=verb)
 
     inc = sub.add_parser(
         "incidents", help="list incidents and pending approvals of a state directory"
@@ -89,7 +108,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from supervisor.demo import run_demo
 
-    return run_demo(args.out, seed=args.seed, quiet=args.quiet)
+    return run_demo(args.out, seed=args.seed, quiet=args.quiet, registry=args.registry)
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from opentelemetry import trace
+
+    from supervisor._clock import SystemClock
+    from supervisor._recorder import Recorder
+    from supervisor.audit import AuditLog
+    from supervisor.chatops._pause import PauseSwitch
+
+    if not (args.state / "audit.jsonl").exists():
+        raise SupervisorError(
+            f"{str(args.state)!r} has no audit log; pass a supervisor's state dir"
+        )
+    clock = SystemClock()
+    with AuditLog(args.state / "audit.jsonl", clock) as audit:
+        switch = PauseSwitch(
+            args.state / "pause.json", Recorder(audit, trace.get_tracer("mlops-supervisor")), clock
+        )
+        changed = (switch.pause if args.verb == "pause" else switch.resume)(args.model, args.by)
+    scope = args.model or "all models"
+    state = "paused" if args.verb == "pause" else "resumed"
+    print(f"{scope}: {state} by {args.by}" if changed else f"{scope}: already {state}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -53,6 +53,7 @@ class OutcomeStatus(StrEnum):
     FAILED = "failed"
     SKIPPED_DUPLICATE = "skipped_duplicate"
     DRY_RUN = "dry_run"
+    SUPPRESSED = "suppressed"  # the pause switch held it back: recorded, not run
     RECONCILED = "reconciled"
 
 

@@ -10,12 +10,13 @@ real state and reconciles instead of repeating blindly.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from supervisor._clock import Clock
 from supervisor._errors import ActionError, BackendError, PolicyViolation
 from supervisor._recorder import Recorder
 from supervisor.domain import (
+    MUTATING_ACTIONS,
     ActionOutcome,
     ActionPlan,
     ActionType,
@@ -31,16 +32,32 @@ from tools import ReadBackends, WriteBackends
 ACTOR = "executor"
 
 
+class PauseGate(Protocol):
+    """The pause switch as the executor sees it (supervisor.chatops.PauseSwitch)."""
+
+    def is_paused(self, model: str) -> bool: ...
+
+    def record_suppressed(
+        self, incident_id: str, model: str, action: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]: ...
+
+
 class Executor:
     """Runs guarded actions through the write backends, idempotently."""
 
     def __init__(
-        self, read: ReadBackends, write: WriteBackends, recorder: Recorder, clock: Clock
+        self,
+        read: ReadBackends,
+        write: WriteBackends,
+        recorder: Recorder,
+        clock: Clock,
+        pause: PauseGate | None = None,
     ) -> None:
         self.read = read
         self.write = write
         self.recorder = recorder
         self.clock = clock
+        self.pause = pause
 
     # ------------------------------------------------------------------ entry point
 
@@ -71,6 +88,8 @@ class Executor:
             "action": plan.action.value,
             "target": plan.target.model_dump(),
         }
+        if self._paused(incident, plan):
+            return self._suppress(incident, plan, key)
         if decision.data["decision"].get("dry_run"):
             return self._finish(
                 incident, plan, key, OutcomeStatus.DRY_RUN, "dry run: recorded, not executed", {}
@@ -126,6 +145,22 @@ class Executor:
         return self._finish(
             incident, plan, key, OutcomeStatus.SUCCEEDED, plan.expected_effect, state
         )
+
+    # ------------------------------------------------------------------ pause switch
+
+    def _paused(self, incident: Incident, plan: ActionPlan) -> bool:
+        """A pause holds back every action that changes something (pages still go out)."""
+        return (
+            self.pause is not None
+            and plan.action in MUTATING_ACTIONS
+            and self.pause.is_paused(incident.model)
+        )
+
+    def _suppress(self, incident: Incident, plan: ActionPlan, key: str) -> ActionOutcome:
+        assert self.pause is not None
+        info = self.pause.record_suppressed(incident.id, incident.model, plan.action.value, key)
+        detail = f"paused by {info['pause']['paused_by']}: recorded, not executed; resume to act"
+        return self._finish(incident, plan, key, OutcomeStatus.SUPPRESSED, detail, {})
 
     # ------------------------------------------------------------------ guard check
 

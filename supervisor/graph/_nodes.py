@@ -270,9 +270,9 @@ def route_act(state: IncidentState) -> str:
     outcome = ActionOutcome.model_validate(state["outcome"])
     if outcome.status is OutcomeStatus.FAILED:
         return "escalate"
-    if (
-        outcome.action in (ActionType.ESCALATE, ActionType.NO_ACTION)
-        or outcome.status is OutcomeStatus.DRY_RUN
+    if outcome.action in (ActionType.ESCALATE, ActionType.NO_ACTION) or outcome.status in (
+        OutcomeStatus.DRY_RUN,
+        OutcomeStatus.SUPPRESSED,
     ):
         return "report"
     return "verify"

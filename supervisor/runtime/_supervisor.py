@@ -17,6 +17,7 @@ from supervisor._clock import Clock
 from supervisor._errors import SupervisorError
 from supervisor._recorder import Recorder
 from supervisor.audit import AuditLog
+from supervisor.chatops._pause import PauseSwitch
 from supervisor.config import SupervisorConfig
 from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
 from supervisor.executor import Executor
@@ -67,6 +68,12 @@ class Supervisor:
         tool_ctx = ToolContext(backends=read, clock=clock)
         playbooks = load_playbooks(config.playbooks_dir, known_tools=set(tools.names()))
         self.policy = load_policy(config.policy_file)
+        self.pause = PauseSwitch(
+            self.state_dir / "pause.json",
+            self.recorder,
+            clock,
+            known_models=[m.name for m in config.models],
+        )
         self.incidents = IncidentManager(
             self.state_dir / "incidents.json", self.recorder, clock, config
         )
@@ -92,7 +99,7 @@ class Supervisor:
             reasoner=reasoner,
             guard=PolicyEngine(self.policy, clock),
             history=AuditActionHistory(self.audit),
-            executor=Executor(read, write, self.recorder, clock),
+            executor=Executor(read, write, self.recorder, clock, pause=self.pause),
             recorder=self.recorder,
             reports_dir=self.state_dir / "reports",
         )
