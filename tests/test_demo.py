@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +17,17 @@ from supervisor.cli import main
 from supervisor.domain import AuditKind, AuditRecord
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "demo_steps.txt"
+#: Registered-model tags of the MLflow adapter's alias-move log.
+MOVE_LOG = "mlops_supervisor.alias_move."
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    (out / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
     return out / "state"
 
 
@@ -149,3 +157,81 @@ def test_tool_call_sequence_matches_the_snapshot(demo: Path) -> None:
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(got, encoding="utf-8")
     assert got == SNAPSHOT.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_mlflow_shows_what_the_supervisor_did(demo: Path) -> None:
+    """Read the demo's store as a user would (MlflowClient on the sqlite file, no server)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{demo / 'mlflow' / 'mlflow.db'}"
+    assert f"mlflow ui --backend-store-uri {uri}" in (demo.parent / "printed.txt").read_text()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def versions(model: str) -> dict[str, dict[str, str]]:
+        found = client.search_model_versions(f"name='{model}'")
+        return {str(mv.version): dict(mv.tags) for mv in found}
+
+    def aliases(model: str) -> dict[str, str]:
+        return {k: str(v) for k, v in client.get_registered_model(model).aliases.items()}
+
+    def moves(model: str) -> list[tuple[str, str | None, str, str]]:
+        tags = client.get_registered_model(model).tags
+        logged = [json.loads(v) for k, v in tags.items() if k.startswith(MOVE_LOG)]
+        return [
+            (m["alias"], m["from"], m["to"], f"{datetime.fromisoformat(m['at']):%m-%d %H:%M}")
+            for m in sorted(logged, key=lambda m: m["at"])
+        ]
+
+    # (a) churn: the retrained version 3 was validated for real, canaried and promoted.
+    churn = versions("churn")
+    assert sorted(churn, key=int) == ["1", "2", "3"]
+    assert {v["validation_status"] for v in churn.values()} == {"passed"}
+    assert aliases("churn")["champion"] == "3"
+    v3 = churn["3"]
+    (retrain,) = [r for r in _records(demo) if r.kind is AuditKind.ACTION_INTENT
+                  and r.data["action"] == "retrain"]  # fmt: skip
+    assert v3["trigger"] == "retrain"
+    assert v3["idempotency_key"] == retrain.data["idempotency_key"]
+    assert v3["mlops_supervisor.created_at"] == "2026-01-05T09:10:00+00:00"  # sim time
+    assert "accuracy" in v3["mlops_supervisor.validation_detail"]
+    assert set(v3) >= {"mlops_supervisor.deploy.canary_started", "mlops_supervisor.deploy.promoted"}
+    run = client.get_run(client.get_model_version("churn", "3").run_id)
+    assert run.info.status == "FINISHED"
+    # mlflow.models.evaluate ran on the holdout; the accuracy the version was validated on
+    assert run.data.metrics["accuracy_score"] == run.data.metrics["accuracy"] >= 0.71
+    assert run.data.params["training_window_start"] == "2026-01-05T08:40:00+00:00"
+    assert moves("churn") == [
+        ("champion", None, "2", "12-29 09:00"),
+        ("challenger", None, "3", "01-05 09:10"),
+        ("champion", "2", "3", "01-05 09:40"),
+    ]
+    # The champion is a real scikit-learn model; it scores the rows it was trained on.
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri("churn", "3"))
+    import pandas as pd
+
+    (data,) = (demo / "data").glob("churn-*.parquet")
+    rows = pd.read_parquet(data)
+    features = [c for c in rows.columns if c not in ("label", "t", "holdout")]
+    hold = rows[rows.holdout]
+    accuracy = (model.predict(hold[features].fillna(0.0)) == hold["label"]).mean()
+    assert accuracy == pytest.approx(run.data.metrics["accuracy"])
+
+    # (b) fraud: the aborted canary is registered with its tags; the champion never moved.
+    fraud = versions("fraud")
+    assert sorted(fraud, key=int) == ["1", "2", "3"]
+    assert "mlops_supervisor.deploy.canary_aborted" in fraud["3"]
+    assert aliases("fraud") == {"champion": "2", "challenger": "3"}
+    assert [m for m in moves("fraud") if m[0] == "champion"] == [
+        ("champion", None, "2", "12-29 09:00")
+    ]
+
+    # (c) pricing: no retrain, nothing moved.
+    assert sorted(versions("pricing"), key=int) == ["1", "2"]
+    assert moves("pricing") == [("champion", None, "2", "12-29 09:00")]

@@ -15,9 +15,13 @@ if TYPE_CHECKING:
 
 @contextmanager
 def open_session(state_dir: Path) -> Iterator[Supervisor]:
-    """The supervisor of ``state_dir``; the simulated world is saved back afterwards."""
+    """The supervisor of ``state_dir``; the simulated world is saved back afterwards.
+
+    A demo run that kept its models in MLflow gets the same MLflow-backed registry and train
+    ports again (the store is in ``state_dir``).
+    """
     from supervisor.config import load_config
-    from supervisor.demo import load_world, save_world, sim_backends
+    from supervisor.demo import demo_backends, load_world, save_world
     from supervisor.runtime import Supervisor
     from supervisor.telemetry import TelemetryConfig, setup_tracing
 
@@ -33,14 +37,14 @@ def open_session(state_dir: Path) -> Iterator[Supervisor]:
             f"{str(state_dir)!r} has no simulated world; "
             "only simulated-world runs can be resumed from the CLI"
         )
-    read, write = sim_backends(world)
-    tracing = setup_tracing(TelemetryConfig(file=state_dir / "traces.jsonl"))
-    sup = Supervisor(
-        config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir
-    )
-    try:
-        yield sup
-        save_world(world, state_dir)
-    finally:
-        sup.close()
-        tracing.shutdown()
+    with demo_backends(world, state_dir) as (read, write):
+        tracing = setup_tracing(TelemetryConfig(file=state_dir / "traces.jsonl"))
+        sup = Supervisor(
+            config, read=read, write=write, clock=world.clock, tracing=tracing, state_dir=state_dir
+        )
+        try:
+            yield sup
+            save_world(world, state_dir)
+        finally:
+            sup.close()
+            tracing.shutdown()

@@ -63,6 +63,8 @@ class Timeline:
         result: VerifyResult,
         state_dir: Path,
         seconds: float,
+        *,
+        store: list[str] | None = None,
     ) -> None:
         c = self.console
         c.print()
@@ -77,6 +79,8 @@ class Timeline:
             + ("" if result.ok else f" ({result.reason})")
         )
         c.print(f"[bold]Traces[/]    {state_dir / 'traces.jsonl'}")
+        for n, line in enumerate(store or []):
+            c.print(("[bold]MLflow[/]    " if n == 0 else " " * 10) + _esc(line))
         c.print(f"[dim]finished in {seconds:.1f} s[/]")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,24 @@ def sim_backends(world: SimWorld) -> tuple[ReadBackends, WriteBackends]:
     read = read_only(metrics=world, alerts=world, drift=world, registry=world, deploy=world)
     write = WriteBackends(registry=world, deploy=world, train=world, notifier=world)
     return read, write
+
+
+@contextmanager
+def demo_backends(
+    world: SimWorld, state_dir: Path, *, mlflow: bool | None = None
+) -> Iterator[tuple[ReadBackends, WriteBackends]]:
+    """The backends of a demo run in ``state_dir``: the world alone, or the world with its
+    models in the MLflow store inside ``state_dir`` (``mlflow=None``: whichever the run used,
+    that is MLflow if the store exists)."""
+    from ._mlflow import connection_for, has_store, mlflow_backends, process_store
+
+    if mlflow is None:
+        mlflow = has_store(state_dir)
+    if not mlflow:
+        yield sim_backends(world)
+        return
+    with process_store(connection_for(state_dir)):
+        yield mlflow_backends(world, state_dir)
 
 
 def save_world(world: SimWorld, state_dir: Path) -> None:

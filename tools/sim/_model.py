@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -82,8 +83,26 @@ def fit_scorer(x: np.ndarray, y: np.ndarray) -> Scorer:
         LogisticRegression(solver="liblinear"),
     )
     pipeline.fit(x, y)
-    scaler = pipeline[1]
-    clf = pipeline[2]
+    return compile_scorer(pipeline)
+
+
+def compile_scorer(pipeline: Any) -> Scorer:
+    """Compile a fitted ``[imputer ->] StandardScaler -> LogisticRegression`` pipeline.
+
+    The imputer, if any, must fill with 0 (what :meth:`Scorer.proba` does); pipelines fitted
+    elsewhere (an MLflow run) on zero-filled data compile the same way.
+    """
+    from sklearn.pipeline import Pipeline
+
+    steps = list(pipeline) if isinstance(pipeline, Pipeline) else []
+    if len(steps) < 2 or not all(hasattr(steps[-2], a) for a in ("mean_", "scale_")):
+        raise ValueError(
+            f"cannot compile {pipeline!r}: expected a fitted pipeline ending in "
+            "StandardScaler -> LogisticRegression"
+        )
+    scaler, clf = steps[-2], steps[-1]
+    if not hasattr(clf, "coef_") or np.asarray(clf.coef_).shape[0] != 1:
+        raise ValueError(f"cannot compile {clf!r}: expected a fitted binary linear classifier")
     return Scorer(
         mean=np.asarray(scaler.mean_, dtype=float),
         scale=np.asarray(scaler.scale_, dtype=float),

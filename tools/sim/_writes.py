@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from supervisor.domain import TimeWindow
 from tools._ports import DeploymentStatus, RetrainResult
 
 from ._core import P_RETRAIN, WorldCore, run_id
-from ._model import Version, fit_scorer, holdout_split
+from ._model import Version, compile_scorer, fit_scorer, holdout_split
 from ._state import ModelState, Serving
 from ._stream import rng_for, stable_hash
 
@@ -179,34 +180,14 @@ class WriteSide(WorldCore):
         state = self._writable(model)
         if idempotency_key in state.runs:
             return state.runs[idempotency_key]
-        labelled = self._seconds(self.now) - state.stream.spec.label_delay_minutes * 60.0
-        ws = self._seconds(window.start)
-        we = min(self._seconds(window.end), labelled)
-        xs, ys = [], []
-        excluded = 0
-        if we > ws:
-            if we - ws > 24 * 3600:
-                raise ActionError(f"sim: retrain window {window!r} is longer than a day")
-            for bucket, sel in self._rows(state, ws, we):
-                keep = sel.copy()
-                for w in exclude:
-                    out = (bucket.rows.t >= self._seconds(w.start)) & (
-                        bucket.rows.t < self._seconds(w.end)
-                    )
-                    excluded += int((keep & out).sum())
-                    keep &= ~out
-                xs.append(bucket.x[keep])
-                ys.append(bucket.rows.labels[keep])
-        x = np.concatenate(xs) if xs else np.empty((0, len(state.stream.features)))
-        y = np.concatenate(ys) if ys else np.empty(0, dtype=np.int8)
+        x, y, _, excluded = self._labelled(state, window, exclude)
         if len(y) < MIN_RETRAIN_ROWS:
             raise ActionError(
                 f"sim: only {len(y)} labelled rows in {window!r} after excluding {excluded} "
                 f"(need {MIN_RETRAIN_ROWS}); labels arrive "
                 f"{state.stream.spec.label_delay_minutes:g} min late: widen or move the window"
             )
-        rng = rng_for(self.spec.seed, model, P_RETRAIN, stable_hash(idempotency_key))
-        train, hold = holdout_split(len(y), rng)
+        train, hold = self._split(state, len(y), idempotency_key)
         scorer = fit_scorer(x[train], y[train])
         accuracy = float(((scorer.proba(x[hold]) >= 0.5) == y[hold]).mean())
         passed = accuracy >= min_accuracy
@@ -258,6 +239,152 @@ class WriteSide(WorldCore):
         self._sync()
         state = self._models.get(model)
         return None if state is None else state.runs.get(idempotency_key)
+
+    def _labelled(
+        self, state: ModelState, window: TimeWindow, exclude: list[TimeWindow]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Labelled rows of ``window`` minus ``exclude``: x, y, times (s since start), and
+        how many rows the excluded windows removed."""
+        labelled = self._seconds(self.now) - state.stream.spec.label_delay_minutes * 60.0
+        ws = self._seconds(window.start)
+        we = min(self._seconds(window.end), labelled)
+        xs, ys, ts = [], [], []
+        excluded = 0
+        if we > ws:
+            if we - ws > 24 * 3600:
+                raise ActionError(f"sim: retrain window {window!r} is longer than a day")
+            for bucket, sel in self._rows(state, ws, we):
+                keep = sel.copy()
+                for w in exclude:
+                    out = (bucket.rows.t >= self._seconds(w.start)) & (
+                        bucket.rows.t < self._seconds(w.end)
+                    )
+                    excluded += int((keep & out).sum())
+                    keep &= ~out
+                xs.append(bucket.x[keep])
+                ys.append(bucket.rows.labels[keep])
+                ts.append(bucket.rows.t[keep])
+        x = np.concatenate(xs) if xs else np.empty((0, len(state.stream.features)))
+        y = np.concatenate(ys) if ys else np.empty(0, dtype=np.int8)
+        t = np.concatenate(ts) if ts else np.empty(0)
+        return x, y, t, excluded
+
+    def _split(self, state: ModelState, n: int, idempotency_key: str) -> tuple[np.ndarray, ...]:
+        rng = rng_for(self.spec.seed, state.name, P_RETRAIN, stable_hash(idempotency_key))
+        return holdout_split(n, rng)
+
+    # ------------------------------------------------------------------ training elsewhere
+
+    def training_frame(
+        self,
+        model: str,
+        *,
+        window: TimeWindow,
+        exclude: list[TimeWindow],
+        idempotency_key: str,
+    ) -> Any:
+        """The labelled rows of ``window`` as a pandas DataFrame, for training outside the
+        world (an MLflow run) on exactly what :meth:`retrain` would fit.
+
+        Columns: one per feature (the model's order; NaN where the pipeline logged none),
+        ``label`` (0/1), ``t`` (naive UTC timestamps) and ``holdout`` (True for the rows
+        :meth:`retrain` would validate on, given the key). Rows inside ``exclude`` are kept,
+        with ``holdout`` False, so the trainer drops them itself. ActionError, as for
+        :meth:`retrain`, when fewer than MIN_RETRAIN_ROWS labelled rows remain.
+        """
+        import pandas as pd
+
+        state = self._writable(model)
+        x_all, y_all, t_all, _ = self._labelled(state, window, [])
+        # Same rows, same order as _labelled(state, window, exclude): retrain's split applies.
+        kept = np.ones(len(t_all), dtype=bool)
+        for w in exclude:
+            kept &= ~((t_all >= self._seconds(w.start)) & (t_all < self._seconds(w.end)))
+        n, excluded = int(kept.sum()), int((~kept).sum())
+        if n < MIN_RETRAIN_ROWS:
+            raise ActionError(
+                f"sim: only {n} labelled rows in {window!r} after excluding {excluded} "
+                f"(need {MIN_RETRAIN_ROWS}); labels arrive "
+                f"{state.stream.spec.label_delay_minutes:g} min late: widen or move the window"
+            )
+        _, hold = self._split(state, n, idempotency_key)
+        holdout = np.zeros(n, dtype=bool)
+        holdout[hold] = True
+        frame = pd.DataFrame(x_all, columns=list(state.stream.features))
+        frame["label"] = y_all.astype(np.int64)
+        start = np.datetime64(self.start.replace(tzinfo=None), "ns")
+        frame["t"] = start + (t_all * 1e9).astype("timedelta64[ns]")
+        frame["holdout"] = False
+        frame.loc[kept, "holdout"] = holdout
+        return frame
+
+    def estimator(self, model: str, version: str) -> Any:
+        """The fitted scikit-learn pipeline of ``version`` (what a registry would store)."""
+        state = self._state(model)
+        return self._version(state, version).scorer.pipeline
+
+    def adopt_version(
+        self,
+        model: str,
+        version: str,
+        estimator: Any,
+        *,
+        train_x: np.ndarray,
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        training_window: TimeWindow | None,
+        run_id: str | None,
+    ) -> None:
+        """Register ``version``, a model trained outside the world (an MLflow retrain), so it
+        can serve: the world scores with ``estimator`` (a fitted ``[imputer ->]
+        StandardScaler -> LogisticRegression`` pipeline on zero-filled features) from then on.
+
+        ``version`` must be the next id, as a registry numbers versions. The version becomes
+        ``challenger``, as after :meth:`retrain`; ``train_x`` (raw features, NaN allowed) is its
+        training data, the drift reference once it serves. Adopting the same version and run
+        again does nothing; any other clash raises ActionError with the world unchanged.
+        """
+        state = self._writable(model)
+        existing = state.versions.get(version)
+        if existing is not None:
+            if run_id is not None and existing.run_id == run_id:
+                return
+            raise ActionError(
+                f"sim: {model!r} already has a version {version!r} (run {existing.run_id!r}); "
+                "the world and the registry disagree on version numbers"
+            )
+        expected = state.next_version_id()
+        if version != expected:
+            raise ActionError(
+                f"sim: cannot adopt version {version!r} of {model!r}: the next version is "
+                f"{expected!r}; the world and the registry disagree on version numbers"
+            )
+        try:
+            scorer = compile_scorer(estimator)
+        except ValueError as err:
+            raise ActionError(f"sim: {err}") from err
+        features = len(state.stream.features)
+        if len(scorer.coef) != features or train_x.ndim != 2 or train_x.shape[1] != features:
+            raise ActionError(
+                f"sim: version {version!r} of {model!r} has {len(scorer.coef)} coefficients and "
+                f"training rows of shape {train_x.shape!r}; the model has {features} features"
+            )
+        state.versions[version] = Version(
+            id=version,
+            created_at=self.now,
+            scorer=scorer,
+            train_x=train_x,
+            tags=dict(tags),
+            metrics=dict(metrics),
+            run_id=run_id,
+            training_window=training_window,
+        )
+        state.event(self.now, "retrained", version, f"run {run_id}")
+        state.event(self.now, "registered", version)
+        old = state.aliases.get("challenger")
+        state.aliases["challenger"] = version
+        state.event(self.now, "alias_moved", version, f"challenger: {old} -> {version}")
+        self.actions["retrain"] += 1
 
     # ------------------------------------------------------------------ NotifierPort
 
