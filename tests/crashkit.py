@@ -279,10 +279,12 @@ def build_backends(setup: Setup, clock: SimClock) -> Backends:
     return Backends(read, write, registry, deploy, trainer, world)
 
 
-def record_guard(recorder: Recorder, plan: ActionPlan, at: datetime) -> None:
+def record_guard(
+    recorder: Recorder, plan: ActionPlan, at: datetime, *, incident_id: str = INCIDENT.id
+) -> None:
     """The guard's decision, and the approval where the policy asks for one, recorded with the
     same kinds and fields as the graph's guard, request_approval and await_approval nodes."""
-    key = plan.idempotency_key(INCIDENT.id)
+    key = plan.idempotency_key(incident_id)
     approval = plan.action in NEEDS_APPROVAL
     decision = PolicyDecision(
         verdict=Verdict.REQUIRE_APPROVAL if approval else Verdict.ALLOW,
@@ -295,7 +297,7 @@ def record_guard(recorder: Recorder, plan: ActionPlan, at: datetime) -> None:
     )
     recorder.record(
         AuditKind.DECISION,
-        incident_id=INCIDENT.id,
+        incident_id=incident_id,
         actor="guard",
         data={
             "idempotency_key": key,
@@ -307,7 +309,7 @@ def record_guard(recorder: Recorder, plan: ActionPlan, at: datetime) -> None:
         return
     recorder.record(
         AuditKind.APPROVAL_REQUESTED,
-        incident_id=INCIDENT.id,
+        incident_id=incident_id,
         actor="guard",
         data={"idempotency_key": key, "approvers": [APPROVER], "groups": ["ml-oncall"],
               "deadline": None},
@@ -315,7 +317,7 @@ def record_guard(recorder: Recorder, plan: ActionPlan, at: datetime) -> None:
     answer = Approval(decision="approved", by=APPROVER, at=at)
     recorder.record(
         AuditKind.APPROVAL,
-        incident_id=INCIDENT.id,
+        incident_id=incident_id,
         actor=APPROVER,
         data={"idempotency_key": key, "approval": answer.model_dump(mode="json")},
     )
