@@ -1,0 +1,361 @@
+"""Alertmanager load on ``mlops-supervisor serve``: 10,000 webhook notifications over loopback.
+
+Starts the real service (uvicorn, sim-backed models, rules reasoner) in a subprocess, sends
+the notifications from this process over a few keep-alive connections, and prints:
+
+* sustained notifications per second (first request sent to last answer received),
+* p50 / p99 / max webhook latency (request sent to response read),
+* the accounting check, from the service's audit log after it stopped: every alert of every
+  notification is one ``signal`` record (same fingerprint and status counts as sent), every
+  watched group (model, symptom) landed in exactly one incident, and the incident index holds
+  exactly that many; the hash chain verifies.
+
+The traffic looks like an Alertmanager storm: ``--groups`` (model, alertname) groups, each
+with one to three alert instances (fingerprints), re-sent every repeat (same groupKey and
+fingerprints), some resolving and firing again (flapping), plus groups the supervisor must
+ignore (an unmapped alertname, an unwatched model). The notifications of one group go over one
+connection in order, as Alertmanager sends them; groups interleave across connections.
+
+    python benchmarks/bench_alert_load.py [--notifications 10000] [--connections 8]
+        [--rate 0 (as fast as it goes) | --rate 500 (open loop at 500/s)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ALERTNAMES = ["ModelHighErrorRate", "ModelHighLatency", "ModelDataDrift", "ModelSaturated"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(root: Path, models: int, port: int, workers: int) -> Path:
+    """A watch config of ``models`` sim-backed models; no scheduled checks (only the alerts
+    under test open incidents) and no settle wait (workers do not sleep)."""
+    raw = {
+        "models": [{"name": f"model-{i:02d}", "owner": f"team-{i % 4}"} for i in range(models)],
+        "policy_file": str(REPO / "policies" / "default.yaml"),
+        "playbooks_dir": str(REPO / "playbooks"),
+        "state_dir": str(root / "state"),
+        "timing": {"verify_settle_seconds": 0},
+        "service": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": workers,
+            "check_interval_seconds": 0,
+        },
+        "telemetry": {"file": str(root / "traces.jsonl")},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _alert(status: str, labels: dict[str, str], fingerprint: str, at: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": f"{labels['alertname']} on {labels['model']}"},
+        "startsAt": at,
+        "endsAt": "2026-01-05T10:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+        "fingerprint": fingerprint,
+    }
+
+
+def make_traffic(
+    n: int, groups: int, models: int, seed: int
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    """``n`` notifications as (group index, body), in send order, and what the log must show."""
+    rng = random.Random(seed)
+    specs = []
+    for g in range(groups):
+        model, alertname = f"model-{g % models:02d}", ALERTNAMES[(g // models) % len(ALERTNAMES)]
+        specs.append((model, alertname, True))
+    specs.append(("model-00", "DiskAlmostFull", False))  # no symptom: audited, ignored
+    specs.append(("not-watched", "ModelHighErrorRate", False))  # unwatched model: ignored
+    state: list[dict[str, Any]] = []
+    for g, (model, alertname, watched) in enumerate(specs):
+        instances = rng.choice([1, 1, 2, 3])
+        fps = [f"{g:04x}{i:04x}{rng.getrandbits(32):08x}" for i in range(instances)]
+        state.append({"model": model, "alertname": alertname, "watched": watched, "fps": fps})
+    sent: list[tuple[int, dict[str, Any]]] = []
+    expected: Counter[tuple[str, str]] = Counter()
+    firing = {g: False for g in range(len(specs))}
+    for _ in range(n):
+        g = rng.randrange(len(specs))
+        s = state[g]
+        # Resolve sometimes (only what fired), fire again after a resolve: flapping.
+        status = "resolved" if firing[g] and rng.random() < 0.15 else "firing"
+        firing[g] = status == "firing"
+        labels_of = [
+            {"alertname": s["alertname"], "model": s["model"], "severity": "page", "pod": f"p{i}"}
+            for i in range(len(s["fps"]))
+        ]
+        alerts = [
+            _alert(status, labels, fp, "2026-01-05T09:00:00Z")
+            for labels, fp in zip(labels_of, s["fps"], strict=True)
+        ]
+        for fp in s["fps"]:
+            expected[(fp, status)] += 1
+        body = {
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="{s["alertname"]}", model="{s["model"]}"}}',
+            "truncatedAlerts": 0,
+            "status": status,
+            "receiver": "mlops-supervisor",
+            "groupLabels": {"alertname": s["alertname"], "model": s["model"]},
+            "commonLabels": {"alertname": s["alertname"], "model": s["model"]},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "alerts": alerts,
+        }
+        sent.append((g, body))
+    # A group whose first notification is a resolve opens nothing; firing first is the norm.
+    first_status: dict[int, str] = {}
+    for g, body in sent:
+        first_status.setdefault(g, body["status"])
+    groups_opened = {
+        (state[g]["model"], state[g]["alertname"])
+        for g in first_status
+        if state[g]["watched"] and any(b["status"] == "firing" for gg, b in sent if gg == g)
+    }
+    fp_group = {fp: (s["model"], s["alertname"]) for s in state for fp in s["fps"]}
+    watched_fps = {fp for s in state if s["watched"] for fp in s["fps"]}
+    return sent, {
+        "per_fingerprint": expected,
+        "alerts": sum(expected.values()),
+        "groups": groups_opened,
+        "fp_group": fp_group,
+        "watched_fps": watched_fps,
+    }
+
+
+async def send_all(
+    url: str, sent: list[tuple[int, dict[str, Any]]], connections: int, rate: float
+) -> tuple[list[float], float, int]:
+    """Send over ``connections`` keep-alive connections; (latencies s, wall s, errors)."""
+    import aiohttp
+
+    lanes: list[list[tuple[int, bytes]]] = [[] for _ in range(connections)]
+    for i, (g, body) in enumerate(sent):
+        lanes[g % connections].append((i, json.dumps(body).encode()))
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+
+    async def lane(items: list[tuple[int, bytes]]) -> None:
+        nonlocal errors
+        connector = aiohttp.TCPConnector(limit=1)
+        headers = {"content-type": "application/json"}
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for i, data in items:
+                if rate > 0:  # open loop: notification i is due at i / rate
+                    due = start + i / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                t0 = time.perf_counter()
+                async with session.post(url, data=data, headers=headers) as res:
+                    await res.read()
+                    if res.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(lane(items) for items in lanes if items))
+    return latencies, time.perf_counter() - start, errors
+
+
+def account(state_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
+    """Read the audit log and incident index the service left and compare with what was sent."""
+    from supervisor.audit import verify
+
+    seen: Counter[tuple[str, str]] = Counter()
+    incident_of_group: dict[tuple[str, str], set[str]] = {}
+    ignored = 0
+    for line in (state_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec["kind"] != "signal" or rec["actor"] != "alertmanager":
+            continue
+        data = rec["data"]
+        sig = data.get("signal")
+        if sig is None:  # unmapped alertname: recorded with its fingerprint only
+            fp, status = data["fingerprint"], "?"
+            ignored += 1
+        else:
+            fp, status = sig["fingerprint"], sig["status"]
+            if rec["incident_id"] is None:
+                ignored += 1
+        if status == "?":  # take the status the group sent at that point: count by fp only
+            seen[(fp, "any")] += 1
+        else:
+            seen[(fp, status)] += 1
+        if rec["incident_id"] is not None and fp in expected["watched_fps"]:
+            incident_of_group.setdefault(expected["fp_group"][fp], set()).add(rec["incident_id"])
+    per_fp_expected = expected["per_fingerprint"]
+    mismatched = []
+    for fp in {fp for fp, _ in per_fp_expected}:
+        want = {s: per_fp_expected.get((fp, s), 0) for s in ("firing", "resolved")}
+        got = {s: seen.get((fp, s), 0) for s in ("firing", "resolved")}
+        if seen.get((fp, "any")):
+            if seen[(fp, "any")] != sum(want.values()):
+                mismatched.append(fp)
+        elif got != want:
+            mismatched.append(fp)
+    incidents = json.loads((state_dir / "incidents.json").read_text(encoding="utf-8"))
+    split = {g: ids for g, ids in incident_of_group.items() if len(ids) != 1}
+    return {
+        "signal_records": sum(seen.values()),
+        "ignored_records": ignored,
+        "fingerprints_mismatched": mismatched,
+        "groups_with_incident": len(incident_of_group),
+        "groups_split": split,
+        "incidents": len(incidents),
+        "chain_ok": bool(verify(state_dir / "audit.jsonl").ok),
+    }
+
+
+def _wait_incidents(base: str, bound: float = 300) -> None:
+    import httpx
+
+    end = time.perf_counter() + bound
+    while time.perf_counter() < end:
+        listed = httpx.get(f"{base}/incidents", timeout=10).json()["incidents"]
+        if listed and all(i["status"] not in ("open", "investigating") for i in listed):
+            return
+        time.sleep(0.2)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--notifications", type=int, default=10_000)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=0, help="open-loop rate/s; 0: closed loop")
+    ap.add_argument("--models", type=int, default=30)
+    ap.add_argument("--groups", type=int, default=30, help="watched (model, alertname) groups")
+    ap.add_argument("--workers", type=int, default=2, help="service incident workers")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the state in this directory")
+    ap.add_argument("--py-spy", action="store_true", help="profile the service with py-spy")
+    ap.add_argument(
+        "--warm",
+        action="store_true",
+        help="send each group's first notification first and wait for those incidents' graphs "
+        "before the clock starts (measures intake of repeats alone)",
+    )
+    args = ap.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    config = write_config(root, args.models, port, args.workers)
+    sent, expected = make_traffic(args.notifications, args.groups, args.models, args.seed)
+    log = (root / "serve.log").open("wb")
+    env = {**os.environ, "MLOPS_SUPERVISOR_APPROVAL_TOKEN": "bench"}
+    cmd = [sys.executable, "-m", "supervisor", "serve", "--config", str(config)]
+    if args.py_spy:
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [spy, "record", "-f", "raw", "-o", str(root / "profile.txt"), "--", *cmd]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        t_boot = time.perf_counter()
+        while True:
+            if proc.poll() is not None:
+                print((root / "serve.log").read_text()[-3000:], file=sys.stderr)
+                return 1
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        boot = time.perf_counter() - t_boot
+        measured = sent
+        if args.warm:  # open the incidents first and let their graphs finish, then measure
+            firsts = {g: i for i, (g, _) in reversed(list(enumerate(sent)))}
+            warm = [sent[i] for i in sorted(firsts.values())]
+            measured = [x for i, x in enumerate(sent) if i not in set(firsts.values())]
+            asyncio.run(send_all(f"{base}/alerts", warm, 1, 0))
+            _wait_incidents(base)
+        latencies, wall, errors = asyncio.run(
+            send_all(f"{base}/alerts", measured, args.connections, args.rate)
+        )
+        _wait_incidents(base)  # the workers finish before the stop, so the log is complete
+    finally:
+        proc.send_signal(signal.SIGINT if args.py_spy else signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        log.close()
+    checks = account(root / "state", expected)
+    rate = len(latencies) / wall
+    ok = (
+        errors == 0
+        and checks["signal_records"] == expected["alerts"]
+        and not checks["fingerprints_mismatched"]
+        and not checks["groups_split"]
+        and checks["groups_with_incident"] == len(expected["groups"])
+        and checks["incidents"] == len(expected["groups"])
+        and checks["chain_ok"]
+        and code == 0
+    )
+    warmed = ", after warm-up" if args.warm else ""
+    mode = f"open loop at {args.rate:g}/s" if args.rate else "closed loop"
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"service: {args.workers} incident workers; boot to /healthz {boot:.1f} s")
+    print(
+        f"sent {len(sent)} notifications ({len(latencies)} measured{warmed}; "
+        f"{expected['alerts']} alerts, {len(expected['groups'])} "
+        f"watched groups + 2 ignored) over {args.connections} connections, {mode}"
+    )
+    print(f"sustained: {rate:,.0f} notifications/s ({wall:.2f} s), errors {errors}")
+    print(
+        f"latency: p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} "
+        f"ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    print(
+        f"audit: {checks['signal_records']} signal records for {expected['alerts']} alerts sent "
+        f"({checks['ignored_records']} ignored as unmapped/unwatched), fingerprints mismatched: "
+        f"{len(checks['fingerprints_mismatched'])}; incidents {checks['incidents']} for "
+        f"{len(expected['groups'])} groups, groups split over several incidents: "
+        f"{len(checks['groups_split'])}; chain verifies: {checks['chain_ok']}; exit code {code}"
+    )
+    goal = rate >= 500 and pct(latencies, 0.99) < 0.1
+    print(
+        f"accounting: {'OK' if ok else 'FAILED'}; "
+        f"goal (>=500/s, p99<100 ms): {'met' if goal else 'NOT met'}"
+    )
+    print(f"state kept in {root}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
