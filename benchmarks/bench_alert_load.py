@@ -119,7 +119,7 @@ def make_traffic(
         ]
         for fp in s["fps"]:
             expected[(fp, status)] += 1
-        body = {
+        body: dict[str, Any] = {
             "version": "4",
             "groupKey": f'{{}}:{{alertname="{s["alertname"]}", model="{s["model"]}"}}',
             "truncatedAlerts": 0,
