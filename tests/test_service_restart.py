@@ -80,7 +80,7 @@ def test_incident_stopped_in_its_settle_time_resumes_after_restart(tmp_path: Pat
     snap = sup1.graph.get_state({"configurable": {"thread_id": inc.id}})
     assert snap.next == ("verify",)
     assert sup1.audit.find(AuditKind.VERIFICATION) == []
-    assert sup1.incidents.get(inc.id).status not in {  # type: ignore[union-attr]
+    assert sup1.incidents.get(inc.id).status not in {
         IncidentStatus.MITIGATED,
         IncidentStatus.ESCALATED,
     }
@@ -93,7 +93,7 @@ def test_incident_stopped_in_its_settle_time_resumes_after_restart(tmp_path: Pat
     try:
         assert run2.start() == [inc.id]
         run2.drain(timeout=60)
-        assert sup2.incidents.get(inc.id).status is IncidentStatus.MITIGATED  # type: ignore[union-attr]
+        assert sup2.incidents.get(inc.id).status is IncidentStatus.MITIGATED
         [verification] = sup2.audit.find(AuditKind.VERIFICATION, incident_id=inc.id)
         assert verification.data["passed"] is True
         assert len(sup2.audit.find(AuditKind.ACTION_INTENT, incident_id=inc.id)) == 1

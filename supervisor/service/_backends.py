@@ -56,7 +56,7 @@ class Backends:
 
     read: ReadBackends
     write: WriteBackends
-    clock: SimClock
+    clock: WallClock
     world: Any
     closers: list[Any]
 

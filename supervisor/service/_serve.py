@@ -61,8 +61,7 @@ def build_service(
         tracing=tracing,
         state_dir=state_dir,
     )
-    stopping = getattr(backends.clock, "stopping", None)
-    runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=stopping)
+    runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=backends.clock.stopping)
     probes = readiness_probes(config, sup.state_dir, backends.read)
     app = create_app(runtime, probes=probes, approval_token=approval_token)
     return Service(app=app, runtime=runtime, backends=backends)
