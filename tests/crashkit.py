@@ -117,6 +117,9 @@ def plan_for(action: ActionType, model: str = MODEL, **params: Any) -> ActionPla
         A.SET_CANARY_WEIGHT: {"weight": 50},
         A.RETRAIN: {"window_hours": 8, "min_accuracy": 0.5, "canary_weight": 10},
         A.ESCALATE: {"owner": OWNER, "message": f"{model}: canary 3 is bad, please look"},
+        # the graph records the champion a promote or rollback was planned against
+        A.PROMOTE_CANARY: {"expected_champion": "2"},
+        A.ROLLBACK: {"expected_champion": "2"},
     }.get(action, {})
     if action is A.ROLLBACK:
         version = "1"

@@ -120,7 +120,7 @@ def test_a_model_whose_object_does_not_exist_fails_with_nothing_written(lab: Lab
     lab = lab.with_setup(kube_models=(MODEL, "churn"))
     station = lab.station()
     outcome = act(station, plan_for(A.ABORT_CANARY, model="churn"))
-    assert_failed_and_audited(station, outcome, "'churn' is not deployed")
+    assert_failed_and_audited(station, outcome, "no deployment of 'churn'")
     assert lab.emulator.writes() == []
 
 
@@ -325,13 +325,6 @@ def _not_registered(lab: Lab) -> Lab:
     return lab
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor._apply (supervisor/executor/_executor.py, promote/rollback branch) "
-    "patches the deployment before it reads or checks the registry, so a registry failure "
-    "leaves the deployment changed and the champion alias not: half an action, reported as "
-    "failed and never finished (a re-run is a skipped duplicate)",
-)
 @pytest.mark.parametrize("action", [A.PROMOTE_CANARY, A.ROLLBACK])
 @pytest.mark.parametrize(
     "fault",
@@ -349,13 +342,6 @@ def test_a_registry_failure_leaves_the_deployment_unchanged(
     assert spec(lab) == before, "the deployment was changed although the action failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the plan does not record the champion it was made against, and "
-    "Executor._apply reads the champion only after its deploy write and passes that as "
-    "set_alias(expected=...), so a champion moved by someone else between plan and act "
-    "(or during the deploy write) is silently overwritten",
-)
 @pytest.mark.parametrize("when", ["before-act", "during-deploy-write"])
 @pytest.mark.parametrize("action", [A.PROMOTE_CANARY, A.ROLLBACK])
 def test_champion_moved_under_us_fails_and_is_not_overwritten(

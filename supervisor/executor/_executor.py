@@ -209,7 +209,9 @@ class Executor:
         status = self.read.deploy.status(model)
         if status is None:
             raise ActionError(
-                f"model {model!r} is not deployed; check the deploy backend and the watch config"
+                f"the deploy backend finds no deployment of {model!r} "
+                f"({plan.target.environment}); check models[].deployment (kind, namespace, "
+                "name) in the watch config and that the object exists"
             )
         version = plan.target.version
         # Each step checks the real state first, so a re-run after a crash finishes the job
@@ -233,6 +235,9 @@ class Executor:
         elif plan.action in (ActionType.PROMOTE_CANARY, ActionType.ROLLBACK):
             if version is None:
                 raise ActionError(f"{plan.action.value} of {model!r} names no target version")
+            # Registry first, so a registry that is down or disagrees stops us before the
+            # deployment changes (never a half-done promote or rollback).
+            champion = self._champion_precondition(plan, model, version)
             if status.stable_version != version or status.canary_version is not None:
                 if plan.action is ActionType.PROMOTE_CANARY:
                     if status.canary_version != version:
@@ -245,14 +250,37 @@ class Executor:
                     after = deploy.serve_version(
                         model, version, expected_version=status.stable_version
                     )
-            champion = _alias(self.read, model, "champion")
             if champion != version:
-                registry.set_alias(model, "champion", version, expected=champion)
+                try:
+                    registry.set_alias(model, "champion", version, expected=champion)
+                except (ActionError, BackendError) as err:
+                    raise ActionError(
+                        f"{err}. The deployment already serves {after.stable_version!r} "
+                        f"(canary {after.canary_version!r}) while the registry's champion is "
+                        f"still {champion!r}: move the alias by hand or re-run the incident"
+                    ) from err
         elif plan.action is ActionType.RETRAIN:
             return self._retrain(incident, plan, key, diagnosis)
         else:  # pragma: no cover - the enum is closed
             raise ActionError(f"unknown action {plan.action!r}")
         return after.model_dump(mode="json")
+
+    def _champion_precondition(self, plan: ActionPlan, model: str, version: str) -> str | None:
+        """The champion now, checked against what the plan saw and that the target exists."""
+        versions = self.read.registry.versions(model)
+        if not any(v.version == version for v in versions):
+            raise ActionError(
+                f"version {version!r} of {model!r} is not in the registry; register it (or fix "
+                "the model name in the watch config) before promoting or rolling back to it"
+            )
+        champion = next((v.version for v in versions if "champion" in v.aliases), None)
+        planned = plan.parameters.get("expected_champion", champion)
+        if champion not in (planned, version):
+            raise ActionError(
+                f"the champion of {model!r} moved from {planned!r} to {champion!r} after the plan "
+                "was made; someone else acted: re-run the incident to plan again"
+            )
+        return champion
 
     def _retrain(
         self, incident: Incident, plan: ActionPlan, key: str, diagnosis: Diagnosis

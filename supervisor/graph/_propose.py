@@ -91,6 +91,12 @@ def plan_action(
             effect += "; no retrain on the poisoned window"
     elif action is ActionType.NO_ACTION:
         effect = "nothing changes; the finding is recorded"
+    if action in (ActionType.PROMOTE_CANARY, ActionType.ROLLBACK):
+        # The champion the plan was made against: the executor refuses if it moved since.
+        params["expected_champion"] = next(
+            (v.version for v in read.registry.versions(incident.model) if "champion" in v.aliases),
+            None,
+        )
     undo, undo_action = _UNDO[action]
     return ActionPlan(
         action=action,

@@ -42,6 +42,7 @@ class Checker:
     tools: ToolRegistry
     tool_ctx: ToolContext
     _last_drift: dict[str, datetime] = field(default_factory=dict)
+    _canary_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def run(self, busy: set[tuple[str, str]] | None = None) -> list[Signal]:
@@ -109,24 +110,22 @@ class Checker:
                         f"canary {canary} regressing early: {ratio}",
                     )
                 ]
+            # When the canary started: from the registry's timeline where it records it, else
+            # from when these checks first saw it (real deploy backends keep no history).
+            first_seen = self._canary_seen.setdefault((m.name, canary), now)
             timeline = self._call(m, "get_change_timeline", {"hours": 24})
             started = [
-                e
+                datetime.fromisoformat(e["at"])
                 for e in timeline.data.get("events", [])
                 if e["kind"] == "canary_started" and e["version"] == canary
             ]
-            if started:
-                age = now - datetime.fromisoformat(started[-1]["at"])
-                if age >= timedelta(minutes=self.config.timing.canary_analysis_minutes):
-                    return [
-                        self._signal(
-                            m,
-                            Symptom.CANARY_ANALYSIS,
-                            now,
-                            None,
-                            f"canary {canary} due for analysis",
-                        )
-                    ]
+            since = min([first_seen, *started[-1:]])
+            if now - since >= timedelta(minutes=self.config.timing.canary_analysis_minutes):
+                return [
+                    self._signal(
+                        m, Symptom.CANARY_ANALYSIS, now, None, f"canary {canary} due for analysis"
+                    )
+                ]
             return []  # drift is judged once the canary is settled
         last = self._last_drift.get(m.name)
         if last is None or now - last >= timedelta(minutes=m.drift.interval_minutes):

@@ -6,9 +6,9 @@ emulator:
   re-reading the registry: succeeded, one move;
 * an alias write refused with 503 fails, audited, saying where the alias still points.
 
-Two known bugs are pinned as strict xfails: the failed outcome of a half-done promotion does
-not say which half happened, and with the real adapters wired into the supervisor a healthy
-canary is never analysed (no ``canary_started`` event outside the sim).
+It also checks that the failed outcome of a half-done promotion says which half happened, and
+that with the real adapters a healthy canary is analysed (no ``canary_started`` event outside
+the sim: the checks time the canary from when they first saw it).
 """
 
 from __future__ import annotations
@@ -221,14 +221,6 @@ def graph_run(mlflow_url: str, tmp_path: Path) -> Iterator[GraphRun]:
         emulator.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: supervisor/incidents/_checks.py (canary branch of the checks) starts the "
-    "canary analysis only from a 'canary_started' event of get_change_timeline, which only the "
-    "sim registry emits: MlflowRegistry.timeline (tools/mlflow/_history.py) never does and the "
-    "Kubernetes adapter has no timeline, so with the real adapters a healthy canary is never "
-    "analysed or promoted",
-)
 def test_a_healthy_canary_on_the_real_adapters_is_analysed_and_promoted(
     graph_run: GraphRun,
 ) -> None:
@@ -239,13 +231,6 @@ def test_a_healthy_canary_on_the_real_adapters_is_analysed_and_promoted(
     assert graph_run.direct.aliases(graph_run.model)["champion"] == "3"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the registry write fails after the deploy write of a promote/rollback, "
-    "Executor._apply (supervisor/executor/_executor.py) drops the deploy result and the failed "
-    "outcome (hence the escalation) carries only the registry error: it does not say that the "
-    "deployment already serves the new version while champion still points at the old one",
-)
 def test_a_refused_alias_write_says_what_was_already_changed(rig: Rig) -> None:
     rig.proxy.fail("POST", ALIAS_WRITE)
     _, outcome = promote(rig)
