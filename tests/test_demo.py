@@ -113,7 +113,7 @@ def test_every_action_follows_a_recorded_decision(demo: Path) -> None:
     decided: dict[str, str] = {}
     approved: set[str] = set()
     for r in _records(demo):
-        key = r.data.get("idempotency_key")
+        key = str(r.data.get("idempotency_key"))
         if r.kind is AuditKind.DECISION:
             decided[key] = r.data["decision"]["verdict"]
         elif (
@@ -202,7 +202,9 @@ def test_mlflow_shows_what_the_supervisor_did(demo: Path) -> None:
     assert v3["mlops_supervisor.created_at"] == "2026-01-05T09:10:00+00:00"  # sim time
     assert "accuracy" in v3["mlops_supervisor.validation_detail"]
     assert set(v3) >= {"mlops_supervisor.deploy.canary_started", "mlops_supervisor.deploy.promoted"}
-    run = client.get_run(client.get_model_version("churn", "3").run_id)
+    run_id = client.get_model_version("churn", "3").run_id
+    assert run_id is not None
+    run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     # mlflow.models.evaluate ran on the holdout; the accuracy the version was validated on
     assert run.data.metrics["accuracy_score"] == run.data.metrics["accuracy"] >= 0.71

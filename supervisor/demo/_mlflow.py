@@ -205,6 +205,8 @@ class MirroredRegistry:
         Returns the (model, version) pairs registered now. BackendError if MLflow numbers a
         version differently from the world (someone else registered versions in the store).
         """
+        from mlflow.exceptions import MlflowException
+
         done: list[tuple[str, str]] = []
         for spec in self.world.spec.models:
             model = spec.name
@@ -216,7 +218,14 @@ class MirroredRegistry:
                 known |= self._registered(model)
                 new = [v for v in new if v.version not in known]
             for info in sorted(new, key=lambda v: int(v.version)):
-                self._log_version(model, info)
+                try:
+                    self._log_version(model, info)
+                except MlflowException as err:
+                    raise BackendError(
+                        f"mlflow: logging version {info.version!r} of {model!r} to "
+                        f"{self.connection.registry!r} failed: {err}; check that the store is "
+                        "writable, or run the demo into a fresh directory"
+                    ) from err
                 known.add(info.version)
                 done.append((model, info.version))
             for info in new:
@@ -240,10 +249,11 @@ class MirroredRegistry:
 
         client = self.mlflow.client
         try:
-            if not client.search_registered_models(f"name='{model}'"):
+            name = model.replace("'", "\\'")
+            if not client.search_registered_models(f"name='{name}'"):
                 self._create(model)
                 return set()
-            return {str(mv.version) for mv in client.search_model_versions(f"name='{model}'")}
+            return {str(mv.version) for mv in client.search_model_versions(f"name='{name}'")}
         except MlflowException as err:
             raise BackendError(
                 f"mlflow: cannot read registered model {model!r} in {self.connection.registry!r}:"
@@ -329,7 +339,7 @@ class MirroredRegistry:
         moves = [
             e.at
             for e in self.world.timeline(model, since)
-            if e.kind == "alias_moved" and e.version == version and e.detail.startswith(alias)
+            if e.kind == "alias_moved" and e.version == version and e.detail.startswith(f"{alias}:")
         ]
         return moves[-1] if moves else self.world.now
 
