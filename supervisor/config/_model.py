@@ -18,6 +18,7 @@ from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
 from tools.files._config import FileDriftConfig
 from tools.kubernetes._config import KubernetesConfig
+from tools.mlflow._config import MlflowConnection
 from tools.prometheus._config import PrometheusConfig
 
 
@@ -190,6 +191,24 @@ class ServiceConfig(_Strict):
     )
 
 
+class MlflowBackendConfig(_Strict):
+    """The real registry and retrain ports: an MLflow tracking server or local store."""
+
+    connection: MlflowConnection = Field(description="Tracking/registry URI and retry settings.")
+    entry_points: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per model: the training entry point as 'package.module:function'; models "
+        "without one cannot be retrained (the retrain action fails with that message).",
+    )
+    runner: Literal["local", "in_process"] = Field(
+        default="local", description="local: a subprocess per retrain; in_process: same process."
+    )
+    compare_to_champion: bool = Field(
+        default=True, description="A retrained version must also not be worse than the champion."
+    )
+    champion_tolerance: float = Field(default=0.0, ge=0, le=1)
+
+
 class BackendsConfig(_Strict):
     """Which adapter answers each port. A port with no real adapter configured is served by the
     simulated world (seeded), so a partial setup still runs end to end."""
@@ -204,6 +223,9 @@ class BackendsConfig(_Strict):
         default=None,
         description="Real drift from Evidently on files: used for every model whose `data` "
         "names a reference and a current directory.",
+    )
+    mlflow: MlflowBackendConfig | None = Field(
+        default=None, description="Real registry and retraining through MLflow."
     )
     kubernetes: KubernetesConfig | None = Field(
         default=None, description="Real deploy port: KServe InferenceServices or Deployments."
