@@ -57,3 +57,23 @@ def test_half_a_data_spec_is_rejected(tmp_path: Path) -> None:
     raw["models"][0]["data"] = {"reference": "/data/ref.parquet"}
     with pytest.raises(ConfigError, match=r"models\.0\.data.*current is missing"):
         config_from_dict(raw, source="test")
+
+
+def test_mlflow_backend_serves_the_registry_and_train_ports(tmp_path: Path) -> None:
+    from tools.mlflow import MlflowRegistry, MlflowTrainer
+
+    raw = demo_config(tmp_path / "state")
+    raw["backends"] = {
+        "mlflow": {
+            "connection": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+            "entry_points": {"churn": "my_pkg.train:fit"},
+        }
+    }
+    backends = build_backends(config_from_dict(raw, source="test"))
+    try:
+        assert isinstance(backends.write.registry, MlflowRegistry)
+        assert isinstance(backends.write.train, MlflowTrainer)
+        with pytest.raises(AttributeError, match="not a read operation"):
+            backends.read.registry.set_alias  # noqa: B018 - tools only see reads
+    finally:
+        backends.close()

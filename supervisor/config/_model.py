@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from supervisor.chatops._config import SlackConfig
 from supervisor.domain import MetricName, Symptom
 from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
@@ -255,6 +256,7 @@ class SupervisorConfig(BaseSettings):
         default_factory=LLMConfig, description="LLM endpoint for the llm and hybrid reasoners."
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    slack: SlackConfig | None = Field(default=None, description="Slack chat-ops; off when absent.")
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
 
     @model_validator(mode="after")

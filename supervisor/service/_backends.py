@@ -127,6 +127,23 @@ def build_backends(
 
         deploy = KubernetesDeploy(config.backends.kubernetes, clock=clock)
         closers.append(deploy)
-    read = read_only(metrics=metrics, alerts=alerts, drift=drift, registry=world, deploy=deploy)
-    write = WriteBackends(registry=world, deploy=deploy, train=world, notifier=world)
+    registry: Any = world
+    train: Any = world
+    if config.backends.mlflow is not None:
+        from tools.mlflow import InProcessRunner, LocalRunner, MlflowRegistry, MlflowTrainer
+
+        ml = config.backends.mlflow
+        registry = MlflowRegistry(ml.connection, clock=clock)
+        runner = InProcessRunner() if ml.runner == "in_process" else LocalRunner()
+        train = MlflowTrainer(
+            ml.connection,
+            ml.entry_points,
+            runner=runner,
+            compare_to_champion=ml.compare_to_champion,
+            champion_tolerance=ml.champion_tolerance,
+            registry=registry,
+            clock=clock,
+        )
+    read = read_only(metrics=metrics, alerts=alerts, drift=drift, registry=registry, deploy=deploy)
+    write = WriteBackends(registry=registry, deploy=deploy, train=train, notifier=world)
     return Backends(read=read, write=write, clock=clock, world=world, closers=closers)
