@@ -61,6 +61,9 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="demo runs (seeds 7, 8, ...)")
+    parser.add_argument(
+        "--registry", choices=("mlflow", "sim"), default="mlflow", help="the demo's registry"
+    )
     args = parser.parse_args()
 
     from supervisor.demo import run_demo
@@ -68,7 +71,7 @@ def main() -> None:
     rows: list[tuple[str, float, float]] = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            run_demo(Path(tmp), seed=7 + i, quiet=True)
+            run_demo(Path(tmp), seed=7 + i, quiet=True, registry=args.registry)
             rows += decision_latencies(Path(tmp) / "state" / "traces.jsonl")
     lat = [r[1] for r in rows]
     drift = [r[2] for r in rows]
@@ -84,7 +87,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(f"incidents measured: {len(rows)} over {args.runs} demo runs")
+    print(f"incidents measured: {len(rows)} over {args.runs} demo runs ({args.registry} registry)")
     print(
         f"signal -> guard decision: p50 {pct(lat, 0.5) * 1000:.0f} ms, "
         f"p95 {pct(lat, 0.95) * 1000:.0f} ms"
