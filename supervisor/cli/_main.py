@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.set_defaults(handler=_answer, verb=verb)
 
-    serve = sub.add_parser("serve", help="run the cluster service (Alertmanager intake, health)")
+    serve = sub.add_parser(
+        "serve", help="run the cluster service (alerts, incidents API, approvals, metrics)"
+    )
     serve.add_argument("--config", type=Path, required=True, help="watch config YAML")
     serve.add_argument("--host", default=None, help="override service.host")
     serve.add_argument("--port", type=int, default=None, help="override service.port")
