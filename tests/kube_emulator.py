@@ -11,6 +11,10 @@ semantics where they matter to the adapter:
   different resourceVersion than the stored one is refused with 409, as the API server does;
   ``metadata.generation`` increments when ``spec`` changes; ``status`` cannot be changed through
   the main resource (status subresource);
+* ``POST`` to a namespaced collection, ``/apis/{group}/{version}/namespaces/{ns}/{plural}``,
+  creates an object (409 AlreadyExists when the name is taken); with ``PUT`` (a replace that
+  409s on a stale ``resourceVersion``) that is what Lease-based leader election needs
+  (:meth:`KubeEmulator.serve_leases`);
 * Status bodies for errors (404 naming the object or, for a type it does not serve, not; 403 in
   the RBAC authorizer's words; 409; 422);
 * optional RBAC enforcement from Role rules, validators per resource (422 on a bad object), and
@@ -35,7 +39,12 @@ _PATH = re.compile(
     r"^/(?:api/(?P<core_version>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
     r"/namespaces/(?P<namespace>[^/]+)/(?P<plural>[^/]+)/(?P<name>[^/?]+)$"
 )
-_VERBS = {"GET": "get", "PATCH": "patch", "PUT": "update"}
+_COLLECTION = re.compile(
+    r"^/(?:api/(?P<core_version>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"/namespaces/(?P<namespace>[^/]+)/(?P<plural>[^/]+)$"
+)
+_VERBS = {"GET": "get", "PATCH": "patch", "PUT": "update", "POST": "create"}
+LEASES = ("coordination.k8s.io", "v1", "leases")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,9 @@ class KubeEmulator:
                 emulator._handle(self)
 
             def do_PUT(self) -> None:
+                emulator._handle(self)
+
+            def do_POST(self) -> None:
                 emulator._handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -164,6 +176,11 @@ class KubeEmulator:
         with self._lock:
             self._before_write.append(fn)
 
+    def serve_leases(self) -> None:
+        """Serve ``coordination.k8s.io/v1`` leases (created by POST, none stored yet)."""
+        with self._lock:
+            self.served.add(LEASES)
+
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.verb != "get"]
 
@@ -179,8 +196,8 @@ class KubeEmulator:
         raw = req.rfile.read(length) if length else b""
         content_type = req.headers.get("Content-Type")
         body = json.loads(raw) if raw else None
-        m = _PATH.match(path)
         verb = _VERBS.get(req.command, req.command.lower())
+        m = _COLLECTION.match(path) if req.command == "POST" else _PATH.match(path)
         if m is None:
             self._reply(
                 req,
@@ -190,7 +207,9 @@ class KubeEmulator:
             return
         group = m["group"] or ""
         version = m["version"] or m["core_version"]
-        ns, plural, name = m["namespace"], m["plural"], m["name"]
+        ns, plural = m["namespace"], m["plural"]
+        name = m["name"] if req.command != "POST" else (body or {}).get("metadata", {}).get("name")
+        name = name or ""
         with self._lock:
             code, payload = self._serve(
                 req.command, verb, group, version, ns, plural, name, content_type, body
@@ -242,6 +261,8 @@ class KubeEmulator:
         if (group, version, plural) not in self.served:
             return 404, _status(404, "NotFound", "the server could not find the requested resource")
         key = (group, plural, ns, name)
+        if method == "POST":
+            return self._create(key, version, qualified, body)
         if key not in self._objects:
             return 404, _status(
                 404,
@@ -296,11 +317,39 @@ class KubeEmulator:
         self._objects[key] = new
         return 200, copy.deepcopy(new)
 
+    def _create(
+        self, key: tuple[str, str, str, str], version: str, qualified: str, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        group, plural, ns, name = key
+        details = {"name": name, "group": group, "kind": plural}
+        if not isinstance(body, dict) or not name:
+            return 422, _status(422, "Invalid", f"{qualified}: metadata.name: Required value")
+        if key in self._objects:
+            return 409, _status(
+                409, "AlreadyExists", f'{qualified} "{name}" already exists', details
+            )
+        new = copy.deepcopy(body)
+        meta = new.setdefault("metadata", {})
+        if meta.get("resourceVersion"):
+            return 422, _status(
+                422, "Invalid", "metadata.resourceVersion: must be unset to create an object"
+            )
+        meta.update(namespace=ns, uid=f"uid-{name}", generation=1)
+        meta["resourceVersion"] = self._next_rv()
+        validator = self.validators.get(plural)
+        if validator is not None:
+            try:
+                validator(new)
+            except ValueError as err:
+                return 422, _status(422, "Invalid", f'{qualified} "{name}" is invalid: {err}')
+        self._objects[key] = new
+        return 201, copy.deepcopy(new)
+
 
 _REASONS = {
     403: "Forbidden",
     404: "NotFound",
-    409: "Conflict",
+    409: "Conflict",  # AlreadyExists for a create
     422: "Invalid",
     500: "InternalError",
     503: "ServiceUnavailable",

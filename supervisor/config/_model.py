@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from supervisor.chatops._config import SlackConfig
 from supervisor.domain import MetricName, Symptom
+from supervisor.ha._config import HAConfig
 from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
 from tools.files._config import FileDriftConfig
@@ -258,6 +259,9 @@ class SupervisorConfig(BaseSettings):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     slack: SlackConfig | None = Field(default=None, description="Slack chat-ops; off when absent.")
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
+    ha: HAConfig = Field(
+        default_factory=HAConfig, description="Several replicas: Postgres checkpoints, a leader."
+    )
 
     @model_validator(mode="after")
     def _unique_models(self) -> SupervisorConfig:

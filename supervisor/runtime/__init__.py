@@ -1,6 +1,6 @@
 """The running supervisor: wiring and the incident lifecycle."""
 
 from ._history import AuditActionHistory
-from ._supervisor import PendingApproval, Supervisor
+from ._supervisor import LeaderGate, NotLeader, PendingApproval, Supervisor
 
-__all__ = ["AuditActionHistory", "PendingApproval", "Supervisor"]
+__all__ = ["AuditActionHistory", "LeaderGate", "NotLeader", "PendingApproval", "Supervisor"]

@@ -8,8 +8,9 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
@@ -22,6 +23,7 @@ from supervisor.config import SupervisorConfig
 from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
 from supervisor.executor import Executor
 from supervisor.graph import IncidentState, SupervisorContext, build_graph
+from supervisor.ha import checkpoints_from_config
 from supervisor.incidents import Checker, IncidentManager
 from supervisor.policy import PolicyEngine, approval_deadline, load_policy
 from supervisor.reasoners import Reasoner, build_reasoner, llm_audit_sink, load_playbooks
@@ -43,6 +45,12 @@ class PendingApproval:
     deadline: datetime | None
 
 
+class LeaderGate(Protocol):
+    """Whether this replica may run incident graphs (supervisor.ha.LeaseElector)."""
+
+    def is_leader(self) -> bool: ...
+
+
 class Supervisor:
     """One supervisor over one state directory (audit log, checkpoints, incidents, reports)."""
 
@@ -56,8 +64,11 @@ class Supervisor:
         tracing: Tracing,
         state_dir: Path | None = None,
         reasoner: Reasoner | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        leader: LeaderGate | None = None,
     ) -> None:
         self.config = config
+        self.leader = leader
         self.clock = clock
         self.tracing = tracing
         self.state_dir = state_dir or config.state_dir
@@ -105,15 +116,29 @@ class Supervisor:
         )
         self._graph_lock = threading.Lock()  # one graph step at a time per incident thread
         self._running: set[str] = set()
-        self._db = sqlite3.connect(self.state_dir / "checkpoints.sqlite", check_same_thread=False)
-        self.graph = build_graph(SqliteSaver(self._db))
+        # Checkpoints: the one passed in (its owner closes it), Postgres when ha says so, or
+        # SQLite in the state directory.
+        self._db: sqlite3.Connection | None = None
+        self._shared = None if checkpointer is not None else checkpoints_from_config(config.ha)
+        if checkpointer is None and self._shared is not None:
+            checkpointer = self._shared.saver
+        if checkpointer is None:
+            self._db = sqlite3.connect(
+                self.state_dir / "checkpoints.sqlite", check_same_thread=False
+            )
+            checkpointer = SqliteSaver(self._db)
+        self.graph = build_graph(checkpointer)
+
+    def leading(self) -> bool:
+        """Whether this replica runs incident graphs (always, without a leader gate)."""
+        return self.leader is None or self.leader.is_leader()
 
     # ------------------------------------------------------------------ signals
 
     def handle(self, signal: Signal) -> Incident | None:
         """Fold a signal into its incident; a new incident runs through the graph at once."""
         incident, is_new = self.ingest(signal)
-        if incident is not None and is_new:
+        if incident is not None and is_new and self.leading():  # else the leader recovers it
             self.start(incident, signal)
         return None if incident is None else self.incidents.get(incident.id)
 
@@ -133,7 +158,8 @@ class Supervisor:
 
     def tick(self) -> list[Incident]:
         """Run the scheduled checks once and handle what they find; expire stale approvals."""
-        self.expire_approvals()
+        if self.leading():
+            self.expire_approvals()
         busy = {
             (i.model, i.environment)
             for i in self.incidents.all()
@@ -218,6 +244,11 @@ class Supervisor:
         return dict(snap.values)  # type: ignore[return-value]
 
     def _run(self, incident_id: str, payload: Any) -> IncidentState:
+        if not self.leading():
+            raise NotLeader(
+                f"this replica is not the leader, so it does not run incident {incident_id!r}; "
+                "the leader does (retry there, or once this replica leads)"
+            )
         with self._graph_lock:
             if incident_id in self._running:
                 raise SupervisorError(
@@ -248,7 +279,9 @@ class Supervisor:
 
     def resume_unfinished(self) -> list[str]:
         """After a restart: run every incident whose thread stopped mid-graph (not at approval)."""
-        resumed = []
+        resumed: list[str] = []
+        if not self.leading():
+            return resumed
         for inc in self.incidents.all():
             if inc.status in {
                 IncidentStatus.INVESTIGATING,
@@ -265,4 +298,11 @@ class Supervisor:
     def close(self) -> None:
         self.tracing.force_flush()
         self.audit.close()
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+        if self._shared is not None:
+            self._shared.close()
+
+
+class NotLeader(SupervisorError):
+    """Another replica leads: only the leader runs incident graphs (and so acts)."""
