@@ -49,6 +49,8 @@ PACKAGES = [
     "supervisor.service",
     "supervisor.metrics",
     "supervisor.llm",
+    "supervisor.ha",
+    "supervisor.chatops",
     "tools",
     "tools.sim",
     "tools.prometheus",
