@@ -6,6 +6,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,19 @@ def build_service(
     metrics = SupervisorMetrics(models=[m.name for m in config.models])
     backends = build_backends(config, metrics)
     tracing = setup_tracing(config.telemetry)
+    elector = None
+    if config.ha.lease is not None:
+        # Only the Lease holder runs incident graphs (so only it acts); see supervisor/ha.
+        from supervisor._clock import SystemClock
+        from supervisor.ha import LeaseElector
+
+        elector = LeaseElector.from_config(config.ha.lease, SystemClock())
+        threading.Thread(
+            target=elector.run,
+            args=(backends.clock.stopping, config.ha.lease.renew_every_seconds),
+            name="lease",
+            daemon=True,
+        ).start()
     sup = Supervisor(
         config,
         read=backends.read,
@@ -60,6 +74,7 @@ def build_service(
         clock=backends.clock,
         tracing=tracing,
         state_dir=state_dir,
+        leader=elector,
     )
     runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=backends.clock.stopping)
     probes = readiness_probes(config, sup.state_dir, backends.read)
