@@ -3,9 +3,13 @@ redaction before hashing."""
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import multiprocessing
+import os
 import threading
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -265,6 +269,7 @@ def test_concurrent_threads_keep_the_chain(tmp_path: Path) -> None:
     log.close()
     result = verify(path)
     assert (result.ok, result.records) == (True, n_threads * per_thread)
+    assert result.reason == "chain intact"  # the head covers every record
     with AuditLog(path, SimClock()) as reopened:
         seen = {(r.actor, r.data["i"]) for r in reopened.records()}
     assert seen == {(f"t{t}", i) for t in range(n_threads) for i in range(per_thread)}
@@ -295,6 +300,7 @@ def test_concurrent_processes_keep_the_chain(tmp_path: Path) -> None:
         assert p.exitcode == 0
     result = verify(path)
     assert (result.ok, result.records) == (True, 2 * per_process)
+    assert result.reason == "chain intact"  # heads of both processes only moved forward
     with AuditLog(path, SimClock()) as log:
         seen = {(r.actor, r.data["i"]) for r in log.records()}
     assert seen == {(f"p{n}", i) for n in range(2) for i in range(per_process)}
@@ -370,3 +376,69 @@ def test_closed_log_refuses_appends(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(AuditIntegrityError, match="closed"):
         log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+
+
+def test_group_commit_syncs_every_record_before_append_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, SimClock())
+    log_inode = path.stat().st_ino
+    real_fsync = os.fsync
+    synced_sizes: list[int] = []  # log size at the start of each fsync of the log
+    lock = threading.Lock()
+
+    def slow_fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        if st.st_ino == log_inode:
+            with lock:
+                synced_sizes.append(st.st_size)
+            time.sleep(0.005)  # a slow disk: writers pile up behind the leader
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    n_threads, per_thread = 8, 25
+    barrier = threading.Barrier(n_threads)
+    covered: list[tuple[int, int]] = []  # (seq, bytes synced when its append returned)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            rec = log.append(AuditKind.SIGNAL, incident_id=None, actor=f"t{t}", data={"i": i})
+            with lock:
+                covered.append((rec.seq, max(synced_sizes)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    log.close()
+    ends = list(itertools.accumulate(len(line) for line in _lines(path)))
+    assert all(ends[seq] <= synced for seq, synced in covered), "returned before its fsync"
+    total = n_threads * per_thread
+    assert len(covered) == total
+    assert len(synced_sizes) < total / 2, f"{len(synced_sizes)} fsyncs for {total} records"
+    assert verify(path).reason == "chain intact"  # the head covers every record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", "audit.jsonl.head"]
+
+
+def test_a_failed_fsync_stops_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, SimClock())
+    log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(AuditIntegrityError, match=r"fsync .* failed"):
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+    monkeypatch.undo()
+    # What reached the disk is unknown after a failed fsync: no later append may pretend.
+    with pytest.raises(AuditIntegrityError, match="refuses further appends"):
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+    log.close()
+    result = verify(path)  # the unsynced record is there, but the head never claimed it
+    assert (result.ok, result.records) == (True, 2)
+    assert "lags the log by 1 record" in result.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,8 +40,16 @@ class AuditLog:
 
     Safe for concurrent writers: threads of one process share a lock, processes serialise on
     ``fcntl.flock`` of the file, and every writer first reads what others appended so its next
-    record continues the real chain. Each record is one ``write`` followed by ``fsync``; the head
-    file ``<path>.head`` is then replaced atomically.
+    record continues the real chain. Each record is one ``write``; :meth:`append` returns only
+    once an ``fsync`` that began after that write has finished, and the head file
+    ``<path>.head`` (count and last hash) has been replaced atomically to cover it.
+
+    Durability is a group commit: the first writer to need an ``fsync`` becomes the leader and
+    syncs, outside the locks, everything written so far (``fsync`` covers the file, whoever wrote
+    it); writers that finish their ``write`` meanwhile wait on a condition and are covered by the
+    next leader's single ``fsync``. Under concurrent load one ``fsync`` and one head update serve
+    many records; a lone writer pays one of each per record, as before. If an ``fsync`` fails,
+    what reached the disk is unknown, so the log refuses every later append (fail-stop).
 
     Opening checks the existing file (parse, seq, hash, prev_hash, head file) and raises
     :class:`AuditIntegrityError` if appending would extend a broken chain; move the file aside
@@ -55,6 +64,12 @@ class AuditLog:
         self._head_path = head_path(path)
         self._clock = clock
         self._lock = threading.Lock()
+        # Group commit (see the class docstring): writers wait on this for a covering sync.
+        self._synced = threading.Condition(self._lock)
+        self._syncing = False
+        self._durable = 0  # records covered by the last finished fsync and head update
+        self._failed: AuditIntegrityError | None = None
+        self._deferred = threading.local()  # depth and last position inside deferred_sync()
         self._chain = ChainState()
         self._offset = 0
         self._records: list[AuditRecord] = []
@@ -99,6 +114,8 @@ class AuditLog:
             raise TypeError(f"audit data must be a mapping, got {type(data).__name__}")
         trace_id, span_id = current_ids()
         with self._locked(fcntl.LOCK_EX):
+            if self._failed is not None:
+                raise self._failed
             draft = AuditRecord(
                 seq=self._chain.count,
                 ts=when.astimezone(UTC),
@@ -116,10 +133,44 @@ class AuditLog:
             line = (canonical_json(fields) + "\n").encode("utf-8")
             self._write(line)
             self._offset += len(line)
-            record = self._chain.accept(line)
+            # Built here, not re-parsed from the line: the chain rules hold by construction.
+            record = draft.model_copy(update={"hash": fields["hash"]})
+            self._chain.hashes.append(record.hash)
             self._index(record)
-            self._write_head()
+            position = self._chain.count
+        if getattr(self._deferred, "depth", 0):
+            self._deferred.position = max(self._deferred.position, position)
+        else:
+            self._make_durable(position)
         return record
+
+    @contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Appends of this thread inside the block return once written; leaving the block
+        returns once they are all durable (and covered by the head file).
+
+        For callers that append while holding a lock of their own: wait for the disk after
+        releasing it, so that other threads' records join the same group commit. Nested blocks
+        wait at the outermost exit. Leaving by an exception waits too.
+        """
+        state = self._deferred
+        if not getattr(state, "depth", 0):
+            state.depth, state.position = 0, 0
+        state.depth += 1
+        try:
+            yield
+        finally:
+            state.depth -= 1
+            if state.depth == 0 and state.position:
+                position, state.position = state.position, 0
+                self._make_durable(position)
+
+    def sync(self) -> None:
+        """Make every record appended so far durable now, also inside :meth:`deferred_sync`
+        (before writing state that must not get ahead of the log)."""
+        with self._lock:
+            position = self._chain.count
+        self._make_durable(position)
 
     def _write(self, line: bytes) -> None:
         fd = self._require_fd()
@@ -127,20 +178,79 @@ class AuditLog:
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {str(self._path)!r}: {written} of {len(line)}")
-            os.fsync(fd)
         except OSError:
             # Leave no partial line behind: it would break the chain for every later reader.
             os.ftruncate(fd, self._offset)
             raise
 
-    def _write_head(self) -> None:
-        tmp = self._head_path.with_name(self._head_path.name + ".tmp")
-        body = json.dumps({"count": self._chain.count, "last_hash": self._chain.last_hash})
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._head_path)
+    def _make_durable(self, position: int) -> None:
+        """Return once the first ``position`` records are on disk and in the head file.
+
+        One leader at a time syncs (outside the locks, so writers keep appending meanwhile);
+        the others wait for a sync that covers them, or lead the next one.
+        """
+        with self._synced:
+            while True:
+                if self._durable >= position:
+                    return
+                if self._failed is not None:
+                    raise self._failed
+                if not self._syncing:
+                    break
+                self._synced.wait()
+            fd = self._require_fd()
+            self._syncing = True
+            target, last_hash = self._chain.count, self._chain.last_hash
+        try:
+            try:
+                os.fsync(fd)
+                tmp = self._write_head_tmp(target, last_hash)
+            except OSError as exc:
+                self._failed = AuditIntegrityError(
+                    f"fsync of audit log {str(self._path)!r} failed ({exc}): records after "
+                    f"{self._durable} may not be on disk, so the log refuses further appends. "
+                    "Restart, then run `mlops-supervisor audit verify` on it."
+                )
+                raise self._failed from exc
+            try:
+                with self._locked(fcntl.LOCK_EX):
+                    self._install_head(tmp, target)
+                    self._durable = max(self._durable, target)
+            finally:
+                tmp.unlink(missing_ok=True)  # gone already once installed
+        finally:
+            with self._synced:
+                self._syncing = False
+                self._synced.notify_all()
+
+    def _write_head_tmp(self, count: int, last_hash: str) -> Path:
+        """The new head in a fresh temporary file, on disk; installed by :meth:`_install_head`."""
+        body = json.dumps({"count": count, "last_hash": last_hash})
+        fd, name = tempfile.mkstemp(
+            dir=self._head_path.parent, prefix=self._head_path.name + ".", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def _install_head(self, tmp: Path, count: int) -> None:
+        """Replace the head file with ``tmp`` unless another writer's head already covers as much.
+
+        Called under the file lock, so the head only ever moves forward, whichever process
+        syncs last.
+        """
+        try:
+            current = read_head(self._path)
+        except (ValueError, KeyError, TypeError):
+            current = None  # unreadable: ours is good, replace it
+        if current is None or current[0] < count:
+            os.replace(tmp, self._head_path)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -180,8 +290,10 @@ class AuditLog:
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the file. Further appends or queries raise."""
-        with self._lock:
+        """Close the file once no sync is running. Further appends or queries raise."""
+        with self._synced:
+            while self._syncing:
+                self._synced.wait()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

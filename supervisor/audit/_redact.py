@@ -8,6 +8,7 @@ into an append-only log that cannot be edited afterwards.
 
 from __future__ import annotations
 
+import functools
 import re
 from itertools import pairwise
 from typing import Any
@@ -86,6 +87,11 @@ _MEASURE_WORDS = frozenset(
     }
 )
 
+# Labels, annotations and URLs of repeated alerts are the same strings over and over, and the
+# checks below are pure functions of an immutable string: cache them, for short strings only,
+# to bound the memory.
+_CACHED_LEN = 512
+
 _CAMEL_1 = re.compile(r"([a-z0-9])([A-Z])")
 _CAMEL_2 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -96,8 +102,7 @@ def _key_words(key: str) -> list[str]:
     return [w for w in _NON_ALNUM.split(spaced.lower()) if w]
 
 
-def is_secret_key(key: str) -> bool:
-    """Whether a mapping key names a secret (``api_key``, ``Authorization``, ``dbPassword``)."""
+def _is_secret_key(key: str) -> bool:
     words = _key_words(key)
     if not words or _MEASURE_WORDS.intersection(words):
         return False
@@ -107,6 +112,14 @@ def is_secret_key(key: str) -> bool:
         return True
     joined = "".join(words)
     return any(term in joined for term in _SECRET_SUBSTRINGS)
+
+
+_is_secret_key_cached = functools.lru_cache(maxsize=4096)(_is_secret_key)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key names a secret (``api_key``, ``Authorization``, ``dbPassword``)."""
+    return _is_secret_key_cached(key) if len(key) <= _CACHED_LEN else _is_secret_key(key)
 
 
 _KV_TERMS = (
@@ -172,6 +185,15 @@ def _mask_key_value(match: re.Match[str]) -> str:
     return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
 
 
+def _redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _KEY_VALUE.sub(_mask_key_value, text)
+
+
+_redact_cached = functools.lru_cache(maxsize=8192)(_redact_text)
+
+
 def redact_text(text: str) -> str:
     """Mask every secret-shaped substring of ``text`` with ``[REDACTED]``.
 
@@ -179,9 +201,9 @@ def redact_text(text: str) -> str:
     GitHub tokens, JWTs, ``password=``/``token=``-style pairs in URLs, query strings and log
     lines, ``scheme://user:pass@host`` credentials and PEM private key blocks.
     """
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return _KEY_VALUE.sub(_mask_key_value, text)
+    if len(text) <= _CACHED_LEN:
+        return _redact_cached(text)
+    return _redact_text(text)
 
 
 def redact(value: Any) -> Any:
