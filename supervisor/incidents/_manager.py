@@ -3,16 +3,25 @@
 Alertmanager notifications repeat; a repeat (same groupKey or fingerprint, or just the same
 model and symptom while an incident is open) is folded into the open incident and never opens a
 second one. A resolved notification is recorded on its incident. Every signal is audited,
-folded or not. The incident index is a small JSON file, replaced atomically on every change.
+folded or not.
+
+The incident index is a small JSON file, replaced atomically whenever what deduplication and
+recovery depend on changes: a new incident, a status change, a resolution, a new fingerprint or
+groupKey. A plain repeat only touches ``updated_at`` and ``signal_ids`` (the audit log has
+every signal), so it is written with the next change or :meth:`IncidentManager.flush`, not on
+its own: during an alert storm that would rewrite the whole index per notification. The index
+is written after the audit log is durable, never ahead of it, and outside the manager's lock,
+so concurrent signals are decided while one waits for the disk.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from datetime import timedelta
 from pathlib import Path
+
+from pydantic import TypeAdapter
 
 from supervisor._clock import Clock
 from supervisor._recorder import Recorder
@@ -21,6 +30,12 @@ from supervisor.domain import AuditKind, Incident, IncidentStatus, Signal
 
 #: Statuses after which a new signal opens a new incident (after the cooldown).
 ENDED = {IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOSED}
+
+# Serialised by pydantic-core: json.dumps with an indent runs the pure-Python encoder.
+_INDEX = TypeAdapter(list[Incident])
+
+#: ``Incident.signal_ids`` keeps the first this many signals; the audit log has all of them.
+MAX_SIGNAL_IDS = 100
 
 
 class IncidentManager:
@@ -43,9 +58,14 @@ class IncidentManager:
         self.recheck = recheck
         self._lock = threading.RLock()
         self._incidents: dict[str, Incident] = {}
+        # Every change bumps the version; the file holds _saved. Writes happen outside _lock
+        # (after the audit log is durable), ordered by _save_lock so an older snapshot never
+        # replaces a newer one.
+        self._version = 0
+        self._saved = 0
+        self._save_lock = threading.Lock()
         if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            self._incidents = {i["id"]: Incident.model_validate(i) for i in raw}
+            self._incidents = {i.id: i for i in _INDEX.validate_json(path.read_bytes())}
 
     def all(self) -> list[Incident]:
         with self._lock:
@@ -56,6 +76,13 @@ class IncidentManager:
             inc = self._incidents.get(incident_id)
             return None if inc is None else inc.model_copy()
 
+    def flush(self) -> None:
+        """Write the index if folded repeats changed it since the last write (at shutdown)."""
+        with self._lock:
+            snapshot = self._snapshot() if self._version > self._saved else None
+        if snapshot is not None:
+            self._persist(snapshot)
+
     def open_for(self, model: str, environment: str) -> list[Incident]:
         """Open incidents of one model (any symptom)."""
         return [
@@ -65,59 +92,72 @@ class IncidentManager:
         ]
 
     def ingest(self, signal: Signal) -> tuple[Incident | None, bool]:
-        """Record the signal; return its incident and whether it is new (a thread must start)."""
-        with self._lock:
-            watched = self.config.model_for(signal.model, signal.environment)
-            base: dict[str, object] = {"signal": signal.model_dump(mode="json")}
-            if watched is None:
-                self.recorder.record(
-                    AuditKind.SIGNAL,
-                    incident_id=None,
-                    actor=signal.source,
-                    data={**base, "disposition": "ignored: model not in the watch config"},
-                )
-                return None, False
-            existing = self._match(signal)
-            if existing is not None:
-                return self._fold(existing, signal, base)
-            if signal.status == "resolved":
-                self.recorder.record(
-                    AuditKind.SIGNAL,
-                    incident_id=None,
-                    actor=signal.source,
-                    data={**base, "disposition": "ignored: resolved with no open incident"},
-                )
-                return None, False
-            recent = self._recently_ended(signal)
-            if recent is not None:
-                return self._fold(recent, signal, {**base, "cooldown": True})
-            now = self.clock.now()
-            inc = Incident(
-                id=f"inc-{len(self._incidents) + 1:04d}-{signal.model}",
-                model=signal.model,
-                environment=signal.environment,
-                symptom=signal.symptom,
-                opened_at=now,
-                updated_at=now,
-                signal_ids=[signal.id],
-                fingerprints=[signal.fingerprint] if signal.fingerprint else [],
-                group_keys=[signal.group_key] if signal.group_key else [],
-            )
-            self._incidents[inc.id] = inc
+        """Record the signal; return its incident and whether it is new (a thread must start).
+
+        Returns once the signal's audit records are durable. The lock covers the decision and
+        the writes, not the wait for the disk, so concurrent signals share one fsync.
+        """
+        with self.recorder.audit.deferred_sync():
+            with self._lock:
+                incident, is_new, persist = self._ingest(signal)
+                snapshot = self._snapshot() if persist else None
+            if snapshot is not None:
+                self._persist(snapshot)
+        return incident, is_new
+
+    def _ingest(self, signal: Signal) -> tuple[Incident | None, bool, bool]:
+        """Under the lock: (incident, is new, whether the index must be written now)."""
+        watched = self.config.model_for(signal.model, signal.environment)
+        base: dict[str, object] = {"signal": signal.model_dump(mode="json")}
+        if watched is None:
             self.recorder.record(
                 AuditKind.SIGNAL,
-                incident_id=inc.id,
+                incident_id=None,
                 actor=signal.source,
-                data={**base, "disposition": "opened"},
+                data={**base, "disposition": "ignored: model not in the watch config"},
             )
+            return None, False, False
+        existing = self._match(signal)
+        if existing is not None:
+            return self._fold(existing, signal, base)
+        if signal.status == "resolved":
             self.recorder.record(
-                AuditKind.INCIDENT_OPENED,
-                incident_id=inc.id,
-                actor="incident-manager",
-                data={"incident": inc.model_dump(mode="json")},
+                AuditKind.SIGNAL,
+                incident_id=None,
+                actor=signal.source,
+                data={**base, "disposition": "ignored: resolved with no open incident"},
             )
-            self._save()
-            return inc.model_copy(), True
+            return None, False, False
+        recent = self._recently_ended(signal)
+        if recent is not None:
+            return self._fold(recent, signal, {**base, "cooldown": True})
+        now = self.clock.now()
+        inc = Incident(
+            id=f"inc-{len(self._incidents) + 1:04d}-{signal.model}",
+            model=signal.model,
+            environment=signal.environment,
+            symptom=signal.symptom,
+            opened_at=now,
+            updated_at=now,
+            signal_ids=[signal.id],
+            fingerprints=[signal.fingerprint] if signal.fingerprint else [],
+            group_keys=[signal.group_key] if signal.group_key else [],
+        )
+        self._incidents[inc.id] = inc
+        self.recorder.record(
+            AuditKind.SIGNAL,
+            incident_id=inc.id,
+            actor=signal.source,
+            data={**base, "disposition": "opened"},
+        )
+        self.recorder.record(
+            AuditKind.INCIDENT_OPENED,
+            incident_id=inc.id,
+            actor="incident-manager",
+            data={"incident": inc.model_dump(mode="json")},
+        )
+        self._version += 1
+        return inc.model_copy(), True, True
 
     def set_status(self, incident_id: str, status: IncidentStatus) -> None:
         with self._lock:
@@ -129,7 +169,9 @@ class IncidentManager:
             if status in ENDED and inc.ended_at is None:
                 update["ended_at"] = now
             self._incidents[incident_id] = inc.model_copy(update=update)
-            self._save()
+            self._version += 1
+            snapshot = self._snapshot()
+        self._persist(snapshot)
 
     def _match(self, signal: Signal) -> Incident | None:
         # A resolution belongs to the incident its alert opened, even if that incident has
@@ -177,17 +219,19 @@ class IncidentManager:
 
     def _fold(
         self, inc: Incident, signal: Signal, base: dict[str, object]
-    ) -> tuple[Incident, bool]:
-        update: dict[str, object] = {
-            "signal_ids": [*inc.signal_ids, signal.id],
-            "updated_at": self.clock.now(),
-        }
+    ) -> tuple[Incident, bool, bool]:
+        update: dict[str, object] = {"updated_at": self.clock.now()}
+        if len(inc.signal_ids) < MAX_SIGNAL_IDS:
+            update["signal_ids"] = [*inc.signal_ids, signal.id]
         if signal.fingerprint and signal.fingerprint not in inc.fingerprints:
             update["fingerprints"] = [*inc.fingerprints, signal.fingerprint]
         if signal.group_key and signal.group_key not in inc.group_keys:
             update["group_keys"] = [*inc.group_keys, signal.group_key]
+        # What matching and recovery read must survive a crash; a plain repeat need not.
+        persist = "fingerprints" in update or "group_keys" in update
         disposition = "folded into open incident"
         if signal.status == "resolved":
+            persist = True
             update["resolved_at"] = signal.observed_at
             disposition = "resolved notification recorded"
         elif base.get("cooldown"):
@@ -200,13 +244,27 @@ class IncidentManager:
             actor=signal.source,
             data={**{k: v for k, v in base.items() if k != "cooldown"}, "disposition": disposition},
         )
-        self._save()
-        return new.model_copy(), False
+        self._version += 1
+        return new.model_copy(), False, persist
 
-    def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps([i.model_dump(mode="json") for i in self._incidents.values()], indent=1),
-            encoding="utf-8",
-        )
-        os.replace(tmp, self.path)
+    def _snapshot(self) -> tuple[int, list[Incident]]:
+        """Under the lock: the index as it is now. Incidents are replaced on change, never
+        mutated, so a list of them stays consistent after the lock is released."""
+        return self._version, list(self._incidents.values())
+
+    def _persist(self, snapshot: tuple[int, list[Incident]]) -> None:
+        """Write a snapshot taken under the lock, unless a newer one is on disk already.
+
+        The audit log is synced first: the index never gets ahead of it (recovery after a
+        crash looks up each incident's opening signal there). Outside the lock, so other
+        signals are decided meanwhile and share that fsync.
+        """
+        self.recorder.audit.sync()
+        version, incidents = snapshot
+        with self._save_lock:
+            if version <= self._saved:
+                return
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(_INDEX.dump_json(incidents, indent=1))
+            os.replace(tmp, self.path)
+            self._saved = version

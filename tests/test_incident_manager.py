@@ -1,0 +1,101 @@
+"""The incident index: what is written when, and the bound on signal ids. Deduplication itself
+is covered end to end in test_graph_paths and test_service_alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from simworld import MODEL, config_dict
+
+from supervisor import SimClock
+from supervisor._recorder import Recorder
+from supervisor.audit import AuditLog
+from supervisor.config import config_from_dict
+from supervisor.domain import AuditKind, IncidentStatus, Signal, SignalKind, Symptom
+from supervisor.incidents import IncidentManager
+from supervisor.incidents._manager import MAX_SIGNAL_IDS
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[IncidentManager]:
+    clock = SimClock()
+    with AuditLog(tmp_path / "audit.jsonl", clock) as audit:
+        recorder = Recorder(audit, TracerProvider().get_tracer("test"))
+        config = config_from_dict(config_dict(tmp_path), source="test config")
+        yield IncidentManager(tmp_path / "incidents.json", recorder, clock, config)
+
+
+def _signal(n: int, **kw: Any) -> Signal:
+    fields: dict[str, Any] = {"fingerprint": "fp-1", "group_key": "gk-1", **kw}
+    return Signal(
+        id=f"sig-{n}",
+        kind=SignalKind.ALERT,
+        source="alertmanager",
+        model=MODEL,
+        symptom=Symptom.HIGH_ERROR_RATE,
+        observed_at=SimClock().now(),
+        **fields,
+    )
+
+
+def _index(manager: IncidentManager) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(manager.path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_repeats_are_audited_but_do_not_rewrite_the_index(manager: IncidentManager) -> None:
+    inc, is_new = manager.ingest(_signal(1))
+    assert inc is not None and is_new
+    written = manager.path.read_bytes()
+    for n in range(2, 6):
+        again, is_new = manager.ingest(_signal(n))
+        assert again is not None and again.id == inc.id and not is_new
+    assert manager.path.read_bytes() == written
+    current = manager.get(inc.id)
+    assert current is not None and current.signal_ids == [f"sig-{n}" for n in range(1, 6)]
+    audited = manager.recorder.audit.find(AuditKind.SIGNAL, incident_id=inc.id)
+    assert len(audited) == 5
+    manager.flush()
+    assert _index(manager)[0]["signal_ids"] == [f"sig-{n}" for n in range(1, 6)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"fingerprint": "fp-2"}, {"group_key": "gk-2"}, {"status": "resolved"}],
+    ids=["new fingerprint", "new group key", "resolution"],
+)
+def test_what_matching_reads_is_written_at_once(
+    manager: IncidentManager, change: dict[str, Any]
+) -> None:
+    inc, _ = manager.ingest(_signal(1))
+    assert inc is not None
+    manager.ingest(_signal(2))  # a plain repeat, pending
+    manager.ingest(_signal(3, **change))
+    reloaded = IncidentManager(manager.path, manager.recorder, manager.clock, manager.config).get(
+        inc.id
+    )
+    assert reloaded is not None
+    assert reloaded.signal_ids == ["sig-1", "sig-2", "sig-3"]  # the pending repeat too
+    assert reloaded.fingerprints == sorted({"fp-1", change.get("fingerprint", "fp-1")})
+    assert reloaded.group_keys == sorted({"gk-1", change.get("group_key", "gk-1")})
+    assert (reloaded.resolved_at is not None) == (change.get("status") == "resolved")
+
+
+def test_status_changes_are_written_at_once(manager: IncidentManager) -> None:
+    inc, _ = manager.ingest(_signal(1))
+    assert inc is not None
+    manager.set_status(inc.id, IncidentStatus.INVESTIGATING)
+    assert _index(manager)[0]["status"] == "investigating"
+
+
+def test_signal_ids_are_bounded(manager: IncidentManager) -> None:
+    for n in range(MAX_SIGNAL_IDS + 20):
+        manager.ingest(_signal(n))
+    (inc,) = manager.all()
+    assert inc.signal_ids == [f"sig-{n}" for n in range(MAX_SIGNAL_IDS)]
+    assert len(manager.recorder.audit.find(AuditKind.SIGNAL)) == MAX_SIGNAL_IDS + 20
