@@ -126,9 +126,10 @@ def create_app(
             return _problem(422, _field_errors(err))
         if runtime.closed:
             return _problem(503, "the service is stopping; Alertmanager will retry")
-        # On the event loop on purpose: intake is a few ms of audit writes, serialised by the
-        # incident index lock anyway, and a thread hop per notification costs more than it saves.
-        return JSONResponse(runtime.intake(payload))
+        # Intake blocks until its audit records are on disk. On a worker thread, concurrent
+        # notifications share one fsync (the audit log's group commit) and the event loop keeps
+        # reading the next requests meanwhile.
+        return JSONResponse(await run_in_threadpool(runtime.intake, payload))
 
     @app.get("/incidents")
     def incidents(status: IncidentStatus | None = None, model: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The service's moving parts: intake (fast, on the request thread), incident workers, the
+"""The service's moving parts: intake (fast, on a request thread), incident workers, the
 scheduler, approvals, recovery after a restart, and /metrics observation."""
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ class ServiceRuntime:
         left = self._pool.close(grace)
         if left:
             log.warning("shutdown: %s still running; they resume from checkpoint on restart", left)
+        self.supervisor.incidents.flush()
         return left
 
     @property
@@ -146,6 +147,12 @@ class ServiceRuntime:
 
     def intake(self, payload: WebhookPayload) -> dict[str, Any]:
         """Record every alert of a notification; start a graph for each new incident."""
+        sup = self.supervisor
+        # One wait for the disk per notification, after every record of it is written.
+        with sup.audit.deferred_sync():
+            return self._intake(payload)
+
+    def _intake(self, payload: WebhookPayload) -> dict[str, Any]:
         sup = self.supervisor
         signals, unmapped = signals_from_webhook(
             payload, sup.config.service.intake, sup.clock.now()
