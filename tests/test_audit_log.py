@@ -384,7 +384,7 @@ def test_group_commit_syncs_every_record_before_append_returns(
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path, SimClock())
     log_inode = path.stat().st_ino
-    real_fsync = os.fsync
+    real_fsync = os.fdatasync
     synced_sizes: list[int] = []  # log size at the start of each fsync of the log
     lock = threading.Lock()
 
@@ -396,7 +396,7 @@ def test_group_commit_syncs_every_record_before_append_returns(
             time.sleep(0.005)  # a slow disk: writers pile up behind the leader
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(os, "fdatasync", slow_fsync)
     n_threads, per_thread = 8, 25
     barrier = threading.Barrier(n_threads)
     covered: list[tuple[int, int]] = []  # (seq, bytes synced when its append returned)
@@ -431,7 +431,7 @@ def test_a_failed_fsync_stops_the_log(tmp_path: Path, monkeypatch: pytest.Monkey
     def failing_fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fdatasync", failing_fsync)
     with pytest.raises(AuditIntegrityError, match=r"fsync .* failed"):
         log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
     monkeypatch.undo()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +34,8 @@ from ._verify import (
     record_hash,
 )
 
+_instances = itertools.count()  # names each log object's temporary head file
+
 
 class AuditLog:
     """An append-only JSONL file of :class:`AuditRecord`, each chained to the one before.
@@ -48,8 +50,10 @@ class AuditLog:
     syncs, outside the locks, everything written so far (``fsync`` covers the file, whoever wrote
     it); writers that finish their ``write`` meanwhile wait on a condition and are covered by the
     next leader's single ``fsync``. Under concurrent load one ``fsync`` and one head update serve
-    many records; a lone writer pays one of each per record, as before. If an ``fsync`` fails,
-    what reached the disk is unknown, so the log refuses every later append (fail-stop).
+    many records; a lone writer pays one of each per record, as before. (``fsync`` here is
+    ``fdatasync``: it flushes the data and the file size, everything a reader needs, and skips
+    only the timestamps.) If an ``fsync`` fails, what reached the disk is unknown, so the log
+    refuses every later append (fail-stop).
 
     Opening checks the existing file (parse, seq, hash, prev_hash, head file) and raises
     :class:`AuditIntegrityError` if appending would extend a broken chain; move the file aside
@@ -62,6 +66,9 @@ class AuditLog:
     def __init__(self, path: Path, clock: Clock) -> None:
         self._path = path
         self._head_path = head_path(path)
+        self._head_tmp = self._head_path.with_name(
+            f"{self._head_path.name}.{os.getpid()}-{next(_instances)}.tmp"
+        )
         self._clock = clock
         self._lock = threading.Lock()
         # Group commit (see the class docstring): writers wait on this for a covering sync.
@@ -203,44 +210,47 @@ class AuditLog:
             target, last_hash = self._chain.count, self._chain.last_hash
         try:
             try:
-                os.fsync(fd)
+                os.fdatasync(fd)
                 tmp = self._write_head_tmp(target, last_hash)
             except OSError as exc:
                 self._failed = AuditIntegrityError(
-                    f"fsync of audit log {str(self._path)!r} failed ({exc}): records after "
-                    f"{self._durable} may not be on disk, so the log refuses further appends. "
+                    f"fsync of audit log {str(self._path)!r} or its head failed ({exc}): "
+                    f"records after {self._durable} may not be on disk, so the log refuses "
+                    "further appends. "
                     "Restart, then run `mlops-supervisor audit verify` on it."
                 )
                 raise self._failed from exc
+            installed = False
             try:
                 with self._locked(fcntl.LOCK_EX):
-                    self._install_head(tmp, target)
+                    installed = self._install_head(tmp, target)
                     self._durable = max(self._durable, target)
             finally:
-                tmp.unlink(missing_ok=True)  # gone already once installed
+                if not installed:
+                    tmp.unlink(missing_ok=True)
         finally:
             with self._synced:
                 self._syncing = False
                 self._synced.notify_all()
 
     def _write_head_tmp(self, count: int, last_hash: str) -> Path:
-        """The new head in a fresh temporary file, on disk; installed by :meth:`_install_head`."""
-        body = json.dumps({"count": count, "last_hash": last_hash})
-        fd, name = tempfile.mkstemp(
-            dir=self._head_path.parent, prefix=self._head_path.name + ".", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return Path(name)
+        """The new head in a temporary file, on disk; installed by :meth:`_install_head`.
 
-    def _install_head(self, tmp: Path, count: int) -> None:
-        """Replace the head file with ``tmp`` unless another writer's head already covers as much.
+        The name is this writer's own (one leader at a time per log object, the pid tells
+        processes apart), so no other writer touches it.
+        """
+        body = json.dumps({"count": count, "last_hash": last_hash}).encode("utf-8")
+        fd = os.open(self._head_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, body)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return self._head_tmp
+
+    def _install_head(self, tmp: Path, count: int) -> bool:
+        """Replace the head file with ``tmp`` unless another writer's head already covers as much;
+        whether it did.
 
         Called under the file lock, so the head only ever moves forward, whichever process
         syncs last.
@@ -249,8 +259,10 @@ class AuditLog:
             current = read_head(self._path)
         except (ValueError, KeyError, TypeError):
             current = None  # unreadable: ours is good, replace it
-        if current is None or current[0] < count:
-            os.replace(tmp, self._head_path)
+        if current is not None and current[0] >= count:
+            return False
+        os.replace(tmp, self._head_path)
+        return True
 
     # --- reading -------------------------------------------------------------------------
 
