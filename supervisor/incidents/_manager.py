@@ -35,7 +35,7 @@ ENDED = {IncidentStatus.MITIGATED, IncidentStatus.ESCALATED, IncidentStatus.CLOS
 _INDEX = TypeAdapter(list[Incident])
 
 #: ``Incident.signal_ids`` keeps the first this many signals; the audit log has all of them.
-MAX_SIGNAL_IDS = 100
+MAX_SIGNAL_IDS = 20
 
 
 class IncidentManager:
