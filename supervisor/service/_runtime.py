@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Literal
 
 from supervisor._errors import SupervisorError
@@ -69,6 +70,8 @@ class ServiceRuntime:
         self._closed = False
         self.notifications = 0
         self._observed: set[int] = set()
+        #: Called with an incident id after each of its graph runs (e.g. Slack updates).
+        self.listeners: list[Callable[[str], object]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -269,7 +272,16 @@ class ServiceRuntime:
     # ------------------------------------------------------------------ metrics
 
     def observe(self, incident_id: str) -> None:
-        """Bring /metrics up to date with what an incident's runs recorded (each record once)."""
+        """Bring /metrics up to date with what an incident's runs recorded (each record once),
+        then tell the listeners."""
+        self._count(incident_id)
+        for listener in self.listeners:
+            try:
+                listener(incident_id)
+            except Exception:  # a chat outage must not stop the incident loop; it is logged
+                log.exception("listener failed for incident %s", incident_id)
+
+    def _count(self, incident_id: str) -> None:
         sup, m = self.supervisor, self.metrics
         self.refresh_incident_gauges()
         current = sup.incidents.get(incident_id)

@@ -79,6 +79,14 @@ def build_service(
     runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=backends.clock.stopping)
     probes = readiness_probes(config, sup.state_dir, backends.read)
     app = create_app(runtime, probes=probes, approval_token=approval_token)
+    if config.slack is not None:
+        from supervisor.chatops import ChatOps, mount_slack
+
+        chatops = ChatOps(sup, config.slack, pause=sup.pause, on_answered=runtime.observe)
+        mount_slack(app, chatops)
+        runtime.listeners.append(chatops.notifier.incident_changed)
+        backends.closers.append(chatops)
+        chatops.start()
     return Service(app=app, runtime=runtime, backends=backends)
 
 
