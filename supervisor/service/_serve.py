@@ -90,6 +90,14 @@ def build_service(
     return Service(app=app, runtime=runtime, backends=backends)
 
 
+def _warm_drift() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import evidently.metrics  # noqa: F401
+
+
 def serve(config_path: Path, host: str | None = None, port: int | None = None) -> int:
     """Run until SIGINT/SIGTERM. uvicorn stops accepting and finishes open requests; then the
     scheduler stops, sleeping incidents stop at their last checkpoint, running ones get
@@ -105,6 +113,9 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     # during a storm of new incidents, p99 750 -> 600 ms; see benchmarks/bench_alert_load.py).
     sys.setswitchinterval(0.0005)
     service = build_service(config)
+    # Evidently costs ~3 s of CPU to import; pay it now, beside the service, not inside the
+    # first incident (where it would also stall webhook intake for that long).
+    threading.Thread(target=_warm_drift, name="warm-drift", daemon=True).start()
     # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;
     # with the default handlers that would kill the process before the state is closed.
     received: list[int] = []
