@@ -319,3 +319,37 @@ def test_alerts_after_shutdown_are_refused_for_alertmanager_to_retry(tmp_path: P
         assert len(runtime.supervisor.audit) == before
     finally:
         close_service(runtime, backends)
+
+
+# ------------------------------------------------------------------ pause switch
+
+
+def test_pause_api_holds_back_actions_and_is_audited(tmp_path: Path) -> None:
+    served = Served(make_rig(tmp_path, config=NO_SCHEDULER))
+    try:
+        c = served.client
+        assert c.post("/pause", json={"by": "alice"}).status_code == 401
+        refused = c.post("/pause", json={"by": "mallory"}, headers=auth())
+        assert refused.status_code == 403
+        assert not served.rig.sup.pause.is_paused("m")
+        assert (
+            c.post("/pause", json={"by": "alice", "model": "nope"}, headers=auth()).status_code
+            == 404
+        )
+        ok = c.post(
+            "/pause", json={"by": "alice", "model": "m", "reason": "deploy"}, headers=auth()
+        )
+        assert ok.status_code == 200 and ok.json()["changed"] is True
+        assert served.rig.sup.pause.is_paused("m")
+        assert c.get("/pause").json()["models"]["m"]["by"] == "alice"
+        assert c.post("/resume", json={"by": "bob", "model": "m"}, headers=auth()).json()["changed"]
+        assert not served.rig.sup.pause.is_paused("m")
+        events = [
+            r.data["pause"]
+            for r in served.rig.records(AuditKind.INCIDENT_UPDATED)
+            if "pause" in r.data
+        ]
+        assert [e["event"] for e in events] == ["refused", "paused", "resumed"]
+        assert served.rig.verified()
+    finally:
+        served.close()

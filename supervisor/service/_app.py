@@ -25,6 +25,16 @@ from ._views import incident_detail, incident_summary
 log = logging.getLogger("mlops_supervisor.service")
 
 
+class PauseRequest(BaseModel):
+    """Body of ``POST /pause`` and ``/resume``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=200, description="Who: a policy approver.")
+    model: str | None = Field(default=None, description="One model; omit for all.")
+    reason: str = Field(default="", max_length=2000, description="Why, for the audit log.")
+
+
 class ApprovalAnswer(BaseModel):
     """Body of ``POST /incidents/{id}/approve`` and ``/deny``."""
 
@@ -183,6 +193,43 @@ def create_app(
             {"incident": incident_id, "decision": decision, "by": body.by, "queued": True},
             status_code=202,
         )
+
+    @app.get("/pause")
+    def pause_state() -> JSONResponse:
+        """The pause switch: global and per model."""
+        return JSONResponse(runtime.supervisor.pause.state().model_dump(mode="json", by_alias=True))
+
+    async def switch(request: Request, verb: Literal["pause", "resume"]) -> JSONResponse:
+        refused = authorised(request)
+        if refused is not None:
+            return refused
+        raw = await _read_json(request, 16_384)
+        if isinstance(raw, JSONResponse):
+            return raw
+        try:
+            body = PauseRequest.model_validate(raw)
+        except ValidationError as err:
+            return _problem(422, _field_errors(err))
+        sup = runtime.supervisor
+        people = sup.policy.members(sorted(sup.policy.approver_groups))
+        if body.by not in people:
+            sup.pause.record_refused(verb, body.model, body.by, via="api")
+            return _problem(403, f"{body.by!r} may not {verb}; approvers are {people}")
+        if body.model is not None and sup.config.model_for(body.model) is None:
+            return _problem(404, f"no watched model {body.model!r}")
+        act = sup.pause.pause if verb == "pause" else sup.pause.resume
+        changed = act(body.model, body.by, body.reason)
+        return JSONResponse({"model": body.model, verb: True, "changed": changed})
+
+    @app.post("/pause")
+    async def pause(request: Request) -> JSONResponse:
+        """Hold back every action (of one model, or all); investigation and reports go on."""
+        return await switch(request, "pause")
+
+    @app.post("/resume")
+    async def resume(request: Request) -> JSONResponse:
+        """Lift a pause (of one model, or the global one)."""
+        return await switch(request, "resume")
 
     @app.post("/incidents/{incident_id}/approve", status_code=202)
     async def approve(request: Request, incident_id: str) -> JSONResponse:
