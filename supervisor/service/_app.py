@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +23,9 @@ from ._runtime import ApprovalRefused, ServiceRuntime
 from ._views import incident_detail, incident_summary
 
 log = logging.getLogger("mlops_supervisor.service")
+
+
+B = TypeVar("B", bound=BaseModel)
 
 
 class PauseRequest(BaseModel):
@@ -172,9 +175,8 @@ def create_app(
             )
         return None
 
-    async def answer(
-        request: Request, incident_id: str, decision: Literal["approved", "denied"]
-    ) -> JSONResponse:
+    async def authorised_body(request: Request, model: type[B]) -> B | JSONResponse:
+        """The bearer token checked, then the body parsed as ``model`` (401/413/422 if not)."""
         refused = authorised(request)
         if refused is not None:
             return refused
@@ -182,9 +184,16 @@ def create_app(
         if isinstance(raw, JSONResponse):
             return raw
         try:
-            body = ApprovalAnswer.model_validate(raw)
+            return model.model_validate(raw)
         except ValidationError as err:
             return _problem(422, _field_errors(err))
+
+    async def answer(
+        request: Request, incident_id: str, decision: Literal["approved", "denied"]
+    ) -> JSONResponse:
+        body = await authorised_body(request, ApprovalAnswer)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             await run_in_threadpool(runtime.answer, incident_id, decision, body.by, body.comment)
         except ApprovalRefused as err:
@@ -200,16 +209,9 @@ def create_app(
         return JSONResponse(runtime.supervisor.pause.state().model_dump(mode="json", by_alias=True))
 
     async def switch(request: Request, verb: Literal["pause", "resume"]) -> JSONResponse:
-        refused = authorised(request)
-        if refused is not None:
-            return refused
-        raw = await _read_json(request, 16_384)
-        if isinstance(raw, JSONResponse):
-            return raw
-        try:
-            body = PauseRequest.model_validate(raw)
-        except ValidationError as err:
-            return _problem(422, _field_errors(err))
+        body = await authorised_body(request, PauseRequest)
+        if isinstance(body, JSONResponse):
+            return body
         sup = runtime.supervisor
         people = sup.policy.members(sorted(sup.policy.approver_groups))
         if body.by not in people:
