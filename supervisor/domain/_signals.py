@@ -75,7 +75,11 @@ class Incident(_Strict):
     status: IncidentStatus = IncidentStatus.OPEN
     opened_at: datetime
     updated_at: datetime
-    signal_ids: list[str] = Field(default_factory=list, description="Signals folded into it.")
+    signal_ids: list[str] = Field(
+        default_factory=list,
+        description="The first signals folded into it (the audit log has all).",
+    )
+    signal_count: int = Field(default=1, ge=0, description="How many signals it received.")
     fingerprints: list[str] = Field(default_factory=list, description="Alert fingerprints seen.")
     group_keys: list[str] = Field(default_factory=list, description="Alertmanager groupKeys seen.")
     resolved_at: datetime | None = Field(default=None, description="When the alert resolved.")

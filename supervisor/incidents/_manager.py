@@ -221,6 +221,7 @@ class IncidentManager:
         self, inc: Incident, signal: Signal, base: dict[str, object]
     ) -> tuple[Incident, bool, bool]:
         update: dict[str, object] = {"updated_at": self.clock.now()}
+        update["signal_count"] = inc.signal_count + 1
         if len(inc.signal_ids) < MAX_SIGNAL_IDS:
             update["signal_ids"] = [*inc.signal_ids, signal.id]
         if signal.fingerprint and signal.fingerprint not in inc.fingerprints:

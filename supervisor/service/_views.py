@@ -24,7 +24,7 @@ def incident_summary(inc: Incident) -> dict[str, Any]:
         "opened_at": inc.opened_at.isoformat(),
         "updated_at": inc.updated_at.isoformat(),
         "ended_at": inc.ended_at.isoformat() if inc.ended_at else None,
-        "signals": len(inc.signal_ids),
+        "signals": inc.signal_count,
     }
 
 
