@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,15 +23,13 @@ from supervisor.telemetry._context import current_ids
 
 from ._json import jsonable
 from ._redact import redact
+from ._seal import seal
 from ._verify import (
-    GENESIS_HASH,
     ChainError,
     ChainState,
-    canonical_json,
     check_head,
     head_path,
     read_head,
-    record_hash,
 )
 
 _instances = itertools.count()  # names each log object's temporary head file
@@ -123,9 +121,9 @@ class AuditLog:
         with self._locked(fcntl.LOCK_EX):
             if self._failed is not None:
                 raise self._failed
-            draft = AuditRecord(
+            record, line = seal(
                 seq=self._chain.count,
-                ts=when.astimezone(UTC),
+                ts=when,
                 kind=kind,
                 incident_id=incident_id,
                 actor=actor,
@@ -133,15 +131,9 @@ class AuditLog:
                 span_id=span_id,
                 data=payload,
                 prev_hash=self._chain.last_hash,
-                hash=GENESIS_HASH,  # placeholder, excluded from the hash
             )
-            fields = draft.model_dump(mode="json")
-            fields["hash"] = record_hash(fields)
-            line = (canonical_json(fields) + "\n").encode("utf-8")
             self._write(line)
             self._offset += len(line)
-            # Built here, not re-parsed from the line: the chain rules hold by construction.
-            record = draft.model_copy(update={"hash": fields["hash"]})
             self._chain.hashes.append(record.hash)
             self._index(record)
             position = self._chain.count
