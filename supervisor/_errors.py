@@ -30,3 +30,7 @@ class PolicyViolation(SupervisorError):
 
 class AuditIntegrityError(SupervisorError):
     """The audit log failed verification."""
+
+
+class NotLeader(SupervisorError):
+    """Another replica leads: only the leader runs incident graphs (and so acts)."""

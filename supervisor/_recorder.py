@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags, Tracer
 
-from supervisor.audit import AuditLog
+from supervisor.audit import AuditTrail
 from supervisor.domain import AuditKind, AuditRecord
 from supervisor.telemetry import safe_attributes
 
@@ -33,7 +33,7 @@ def incident_trace_context(incident_id: str) -> Any:
 class Recorder:
     """Opens spans and appends audit records stamped with the current span's ids."""
 
-    def __init__(self, audit: AuditLog, tracer: Tracer) -> None:
+    def __init__(self, audit: AuditTrail, tracer: Tracer) -> None:
         self.audit = audit
         self.tracer = tracer
 

@@ -32,13 +32,17 @@ def test_public_exports() -> None:
         "GENESIS_HASH",
         "REDACTED",
         "AuditLog",
+        "AuditTrail",
+        "PostgresAuditLog",
         "VerifyResult",
+        "export_postgres",
         "is_secret_key",
         "redact",
         "redact_text",
         "render_timeline",
         "summarize",
         "verify",
+        "verify_postgres",
     }
 
 

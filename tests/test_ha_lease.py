@@ -7,13 +7,13 @@ that takes the Lease over finishes the incident without repeating the action.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kube_emulator import KubeEmulator
+from leasekit import LEASE, NS, DiesAfterWrite, elector, emulator_fixture, lease  # noqa: F401
 from simworld import config_dict, deploy, world_spec
 
 import supervisor.ha
@@ -22,58 +22,11 @@ from supervisor.audit import verify
 from supervisor.config import config_from_dict
 from supervisor.demo import sim_backends
 from supervisor.domain import AuditKind, IncidentStatus
-from supervisor.ha import LeaseConfig, LeaseElector
+from supervisor.ha import LeaseElector
 from supervisor.runtime import NotLeader, Supervisor
 from supervisor.telemetry import TelemetryConfig, setup_tracing
 from tools import WriteBackends
-from tools.kubernetes import KubernetesConnection
 from tools.sim import build_world
-
-NS = "mlops"
-LEASE = "mlops-supervisor"
-#: All an elector needs: the Role a replica's service account must have.
-LEASE_RULES = [
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "create", "update"]},
-]  # fmt: skip
-
-
-@pytest.fixture(name="emulator")
-def emulator_fixture() -> Iterator[KubeEmulator]:
-    emu = KubeEmulator(rbac_rules=LEASE_RULES)
-    emu.serve_leases()
-    emu.url = emu.start()  # type: ignore[attr-defined]
-    yield emu
-    emu.stop()
-
-
-def kubeconfig(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters: [{{name: emu, cluster: {{server: "{url}"}}}}]
-users: [{{name: sa, user: {{token: t}}}}]
-contexts: [{{name: emu, context: {{cluster: emu, user: sa}}}}]
-current-context: emu
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-def elector(emu: KubeEmulator, tmp_path: Path, who: str, clock: Any) -> LeaseElector:
-    cfg = LeaseConfig(
-        name=LEASE,
-        namespace=NS,
-        duration_seconds=15,
-        connection=KubernetesConnection(kubeconfig=str(kubeconfig(tmp_path, emu.url))),  # type: ignore[attr-defined]
-    )
-    return LeaseElector.from_config(cfg, clock, identity=who)
-
-
-def lease(emu: KubeEmulator) -> dict[str, Any]:
-    return emu.get("coordination.k8s.io", "leases", NS, LEASE)
 
 
 def test_exports() -> None:
@@ -184,24 +137,6 @@ def test_forbidden_is_explained(emulator: KubeEmulator, tmp_path: Path, caplog: 
 # ------------------------------------------------------------------ the leader dies mid-incident
 
 
-class _DiesAfterWrite:
-    """A deploy port whose write takes effect, and then the leader's process dies."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._inner, name)
-        if name == "status":
-            return real
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            real(*args, **kwargs)
-            raise SystemExit(f"leader died after {name}")
-
-        return call
-
-
 def test_the_new_leader_finishes_the_dead_leaders_incident_without_repeating_it(
     emulator: KubeEmulator, tmp_path: Path
 ) -> None:
@@ -227,7 +162,7 @@ def test_the_new_leader_finishes_the_dead_leaders_incident_without_repeating_it(
     _, write = sim_backends(world)
     dying = WriteBackends(
         registry=write.registry,
-        deploy=_DiesAfterWrite(write.deploy),  # type: ignore[arg-type]
+        deploy=DiesAfterWrite(write.deploy),  # type: ignore[arg-type]
         train=write.train,
         notifier=write.notifier,
     )

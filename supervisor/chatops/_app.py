@@ -26,7 +26,7 @@ from ._blocks import APPROVE_ACTION, DENY_ACTION
 from ._commands import USAGE, Caller, Commands, Reply, parse
 from ._config import SlackConfig
 from ._notifier import SlackNotifier
-from ._pause import PAUSE_FILE, PauseSwitch
+from ._pause import PauseSwitch
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -145,12 +145,7 @@ class ChatOps:
     ) -> None:
         self.supervisor = supervisor
         self.config = config
-        self.pause = pause or PauseSwitch(
-            supervisor.state_dir / PAUSE_FILE,
-            supervisor.recorder,
-            supervisor.clock,
-            known_models=[m.name for m in supervisor.config.models],
-        )
+        self.pause = pause or supervisor.pause
         self._env = env
         self._on_answered = on_answered
         if client is None:

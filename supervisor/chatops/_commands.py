@@ -179,6 +179,11 @@ class Commands:
                 self.supervisor.deny(incident_id, caller.identity, note)
         except SupervisorError as err:
             return Reply(f":warning: {safe(err)}", ok=False)
+        if not self.supervisor.leading():
+            return Reply(
+                f"`{safe(incident_id)}`: {decision} by {safe(caller.identity)}; "
+                "the leader replica applies it within seconds."
+            )
         inc = self.supervisor.incidents.get(incident_id)
         now = inc.status.value if inc is not None else "unknown"
         return Reply(

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +31,10 @@ class SlackNotifier:
     """Keeps each incident's Slack message in step with the incident.
 
     The message's channel and ``ts`` per incident live in ``slack_messages.json`` in the state
-    directory, so a restarted service updates the messages it posted before. A failing Slack
-    never fails the supervisor: the error is logged and the next change tries again.
+    directory, so a restarted service updates the messages it posted before; replicas sharing
+    Postgres keep them there instead (one message per incident, whichever replica posts). A
+    failing Slack never fails the supervisor: the error is logged and the next change tries
+    again.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class SlackNotifier:
         self.client = client
         self.pause = pause
         self.path = path or supervisor.state_dir / MESSAGES_FILE
+        self._shared = supervisor.shared_document("slack_messages")
         self._lock = threading.Lock()
 
     def message_of(self, incident_id: str) -> dict[str, str] | None:
@@ -79,8 +84,8 @@ class SlackNotifier:
         blocks = self.render(incident_id)
         text = incident_title(incident)
         digest = hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()
-        with self._lock:
-            known = self._load()
+        with self._lock, self._known() as doc:
+            known: dict[str, dict[str, str]] = dict(doc.value or {})
             posted = known.get(incident_id)
             if posted is not None and posted.get("digest") == digest:
                 return posted["ts"]
@@ -98,16 +103,42 @@ class SlackNotifier:
                 log.warning("slack: could not post incident %s: %s", incident_id, err)
                 return None
             known[incident_id] = {**posted, "digest": digest}
-            self._save(known)
+            doc.value = known
             return posted["ts"]
 
     def _load(self) -> dict[str, dict[str, str]]:
+        if self._shared is not None:
+            return dict(self._shared.read() or {})
         if not self.path.exists():
             return {}
         data: dict[str, dict[str, str]] = json.loads(self.path.read_text(encoding="utf-8"))
         return data
 
-    def _save(self, known: dict[str, dict[str, str]]) -> None:
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+    @contextmanager
+    def _known(self) -> Iterator[Any]:
+        """The message map for a read-modify-write: a row lock across replicas (Postgres),
+        else the file, written back if ``.value`` was set."""
+        if self._shared is not None:
+            with self._shared.update() as shared:
+                yield shared
+            return
+        doc = _Doc(self._load())
+        yield doc
+        if doc.written:
+            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc.value, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+
+
+class _Doc:
+    def __init__(self, value: dict[str, dict[str, str]]) -> None:
+        self._value = value
+        self.written = False
+
+    @property
+    def value(self) -> dict[str, dict[str, str]]:
+        return self._value
+
+    @value.setter
+    def value(self, new: dict[str, dict[str, str]]) -> None:
+        self._value, self.written = new, True

@@ -1,8 +1,9 @@
 """The pause switch: global and per model. While paused the supervisor still investigates and
 reports; it never acts. Every change and every suppressed action is audited.
 
-The switch lives in a small JSON file in the state directory and is re-read on every question,
-so a pause set by the CLI in another process holds for the running service at once.
+The switch lives in a small JSON file in the state directory, or in Postgres when replicas
+share their state (``shared``), and is re-read on every question: a pause set by the CLI in
+another process, or through another replica, holds for the running service at once.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,8 +49,24 @@ class PauseState(BaseModel):
     models: dict[str, PauseEntry] = Field(default_factory=dict, description="Model -> pause.")
 
 
+class SharedDocument(Protocol):
+    """A JSON document replicas share (``supervisor.ha.PostgresDocument``)."""
+
+    def read(self) -> Any | None: ...
+
+    def update(self) -> AbstractContextManager[Any]:
+        """Yields an object with a settable ``value``; exclusive across replicas."""
+        ...
+
+
+class _FileUpdate:
+    def __init__(self, value: Any | None) -> None:
+        self.value = value
+
+
 class PauseSwitch:
-    """Global and per-model pause, persisted in ``path`` and audited through ``recorder``."""
+    """Global and per-model pause, persisted in ``path`` (or ``shared``) and audited through
+    ``recorder``."""
 
     def __init__(
         self,
@@ -56,8 +75,10 @@ class PauseSwitch:
         clock: Clock,
         *,
         known_models: list[str] | None = None,
+        shared: SharedDocument | None = None,
     ) -> None:
         self.path = path
+        self.shared = shared
         self.recorder = recorder
         self.clock = clock
         self.known_models = known_models
@@ -66,10 +87,14 @@ class PauseSwitch:
     # ------------------------------------------------------------------ questions
 
     def state(self) -> PauseState:
-        """The switch as the file holds it now."""
-        if not self.path.exists():
-            return PauseState()
-        return PauseState.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
+        """The switch as the file (or the shared document) holds it now."""
+        if self.shared is not None:
+            raw = self.shared.read()
+        elif self.path.exists():
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        else:
+            raw = None
+        return PauseState() if raw is None else PauseState.model_validate(raw)
 
     def paused_by(self, model: str) -> PauseEntry | None:
         """The pause that holds ``model`` (the global one first), or None if it may act."""
@@ -141,8 +166,8 @@ class PauseSwitch:
                 f"no watched model {model!r}; pause one of {sorted(self.known_models)} "
                 "or everything (no model)"
             )
-        with self._lock:
-            st = self.state()
+        with self._lock, self._update() as doc:
+            st = PauseState() if doc.value is None else PauseState.model_validate(doc.value)
             current = st.global_ if model is None else st.models.get(model)
             if (entry is None) == (current is None):
                 return False
@@ -152,7 +177,7 @@ class PauseSwitch:
                 del st.models[model]
             else:
                 st.models[model] = entry
-            self._save(st)
+            doc.value = st.model_dump(mode="json", by_alias=True)
             self.recorder.record(
                 AuditKind.INCIDENT_UPDATED,
                 incident_id=None,
@@ -169,8 +194,18 @@ class PauseSwitch:
             )
             return True
 
-    def _save(self, st: PauseState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(st.model_dump_json(by_alias=True, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+    def _update(self) -> AbstractContextManager[Any]:
+        return self._file_update() if self.shared is None else self.shared.update()
+
+    @contextmanager
+    def _file_update(self) -> Iterator[_FileUpdate]:
+        """Read-modify-write of the file (one writer: the process's lock; the CLI and the
+        service rarely switch at the same instant, and the last write wins whole)."""
+        raw = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else None
+        doc = _FileUpdate(raw)
+        yield doc
+        if doc.value is not raw:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc.value, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)

@@ -9,11 +9,12 @@ real state and reconciles instead of repeating blindly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
 from supervisor._clock import Clock
-from supervisor._errors import ActionError, BackendError, PolicyViolation
+from supervisor._errors import ActionError, BackendError, NotLeader, PolicyViolation
 from supervisor._recorder import Recorder
 from supervisor.domain import (
     MUTATING_ACTIONS,
@@ -52,8 +53,10 @@ class Executor:
         recorder: Recorder,
         clock: Clock,
         pause: PauseGate | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.read = read
+        self.leading = leading
         self.write = write
         self.recorder = recorder
         self.clock = clock
@@ -127,6 +130,14 @@ class Executor:
                     "took effect before the interruption",
                     state,
                 )
+        if self.leading is not None and not self.leading():
+            # Leadership can end while a graph runs (a lost Lease renewal): the check right
+            # before the first write keeps a deposed leader from acting. The graph stops at
+            # its checkpoint; the new leader resumes it and acts once.
+            raise NotLeader(
+                f"leadership lost before {plan.action.value} for {incident.id!r}: not acting; "
+                "the leader resumes this incident from its checkpoint"
+            )
         self.recorder.record(
             AuditKind.ACTION_INTENT,
             incident_id=incident.id,

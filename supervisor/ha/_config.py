@@ -44,6 +44,12 @@ class HAConfig(BaseModel):
         "(the DSN carries a password, so it is never written in the config). Unset: SQLite "
         "in state_dir.",
     )
+    pickup_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="With Postgres: how often the leader looks for incidents other replicas "
+        "opened and approval answers they took.",
+    )
     lease: LeaseConfig | None = Field(
         default=None, description="Leader election; absent: this replica always leads."
     )

@@ -26,7 +26,7 @@ class PostgresCheckpoints:
         self.pool.close()
 
 
-def postgres_checkpoints(dsn: str, *, max_connections: int = 8) -> PostgresCheckpoints:
+def postgres_checkpoints(dsn: str, *, max_connections: int = 16) -> PostgresCheckpoints:
     """Connect to ``dsn``, create the checkpoint tables if needed and return the saver.
 
     Raises :class:`ConfigError` naming the server (never the password) when it cannot connect.

@@ -12,14 +12,21 @@ every signal), so it is written with the next change or :meth:`IncidentManager.f
 its own: during an alert storm that would rewrite the whole index per notification. The index
 is written after the audit log is durable, never ahead of it, and outside the manager's lock,
 so concurrent signals are decided while one waits for the disk.
+
+Replicas share the index instead (``shared``, Postgres: :mod:`supervisor.ha`): each decision
+then holds the replicas' lock, first reads what other replicas changed, and writes every
+changed incident before the lock is released, so no two replicas open the same incident.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import TypeAdapter
 
@@ -38,6 +45,23 @@ _INDEX = TypeAdapter(list[Incident])
 MAX_SIGNAL_IDS = 20
 
 
+class SharedIncidents(Protocol):
+    """An incident index shared by replicas (``supervisor.ha.PostgresIncidents``)."""
+
+    def load(self) -> list[Incident]: ...
+
+    def changes(self) -> list[Incident]: ...
+
+    def exclusive(self) -> AbstractContextManager[None]: ...
+
+    def put(self, incidents: list[Incident]) -> None: ...
+
+
+@contextmanager
+def _alone() -> Iterator[None]:
+    yield
+
+
 class IncidentManager:
     """Deduplicates signals into incidents and keeps the incident index."""
 
@@ -49,6 +73,8 @@ class IncidentManager:
         config: SupervisorConfig,
         cooldown: timedelta = timedelta(hours=2),
         recheck: timedelta = timedelta(minutes=30),
+        *,
+        shared: SharedIncidents | None = None,
     ) -> None:
         self.path = path
         self.recorder = recorder
@@ -64,20 +90,37 @@ class IncidentManager:
         self._version = 0
         self._saved = 0
         self._save_lock = threading.Lock()
-        if path.exists():
+        self._shared = shared
+        if shared is not None:
+            self._incidents = {i.id: i for i in shared.load()}
+        elif path.exists():
             self._incidents = {i.id: i for i in _INDEX.validate_json(path.read_bytes())}
 
     def all(self) -> list[Incident]:
         with self._lock:
+            self._refresh()
             return [i.model_copy() for i in self._incidents.values()]
 
     def get(self, incident_id: str) -> Incident | None:
         with self._lock:
+            self._refresh()
             inc = self._incidents.get(incident_id)
             return None if inc is None else inc.model_copy()
 
+    def _refresh(self) -> None:
+        """Under the lock: take in what other replicas changed (shared index only)."""
+        if self._shared is not None:
+            for inc in self._shared.changes():
+                self._incidents[inc.id] = inc
+
+    def _exclusive(self) -> AbstractContextManager[None]:
+        """Under the lock: exclusion from other replicas for one decision (shared index)."""
+        return _alone() if self._shared is None else self._shared.exclusive()
+
     def flush(self) -> None:
         """Write the index if folded repeats changed it since the last write (at shutdown)."""
+        if self._shared is not None:
+            return  # every change is written at once
         with self._lock:
             snapshot = self._snapshot() if self._version > self._saved else None
         if snapshot is not None:
@@ -98,9 +141,15 @@ class IncidentManager:
         the writes, not the wait for the disk, so concurrent signals share one fsync.
         """
         with self.recorder.audit.deferred_sync():
-            with self._lock:
+            with self._lock, self._exclusive():
+                self._refresh()
                 incident, is_new, persist = self._ingest(signal)
-                snapshot = self._snapshot() if persist else None
+                snapshot = None
+                if self._shared is not None:
+                    if incident is not None:
+                        self._shared.put([self._incidents[incident.id]])
+                elif persist:
+                    snapshot = self._snapshot()
             if snapshot is not None:
                 self._persist(snapshot)
         return incident, is_new
@@ -160,7 +209,8 @@ class IncidentManager:
         return inc.model_copy(), True, True
 
     def set_status(self, incident_id: str, status: IncidentStatus) -> None:
-        with self._lock:
+        with self._lock, self._exclusive():
+            self._refresh()
             inc = self._incidents[incident_id]
             if inc.status is status:
                 return
@@ -170,6 +220,9 @@ class IncidentManager:
                 update["ended_at"] = now
             self._incidents[incident_id] = inc.model_copy(update=update)
             self._version += 1
+            if self._shared is not None:
+                self._shared.put([self._incidents[incident_id]])
+                return
             snapshot = self._snapshot()
         self._persist(snapshot)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from supervisor.audit import AuditLog
+from supervisor.audit import AuditTrail
 from supervisor.domain import ActionType, AuditKind
 
 _COUNTED = {"succeeded", "reconciled"}
@@ -13,7 +13,7 @@ _COUNTED = {"succeeded", "reconciled"}
 class AuditActionHistory:
     """Counts actions that took effect, per model, from ``action_outcome`` records."""
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditTrail) -> None:
         self.audit = audit
 
     def count(self, action: ActionType, model: str, environment: str, since: datetime) -> int:

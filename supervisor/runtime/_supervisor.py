@@ -15,15 +15,23 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from supervisor._clock import Clock
+from supervisor._errors import NotLeader as NotLeader  # re-exported by supervisor.runtime
 from supervisor._errors import SupervisorError
 from supervisor._recorder import Recorder
-from supervisor.audit import AuditLog
+from supervisor.audit import AuditLog, AuditTrail
 from supervisor.chatops._pause import PauseSwitch
 from supervisor.config import SupervisorConfig
 from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
 from supervisor.executor import Executor
 from supervisor.graph import IncidentState, SupervisorContext, build_graph
-from supervisor.ha import checkpoints_from_config
+from supervisor.ha import (
+    PostgresAnswers,
+    PostgresDocument,
+    PostgresIncidents,
+    QueuedAnswer,
+    checkpoints_from_config,
+    setup_shared_state,
+)
 from supervisor.incidents import Checker, IncidentManager
 from supervisor.policy import PolicyEngine, approval_deadline, load_policy
 from supervisor.reasoners import Reasoner, build_reasoner, llm_audit_sink, load_playbooks
@@ -73,7 +81,24 @@ class Supervisor:
         self.tracing = tracing
         self.state_dir = state_dir or config.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.audit = AuditLog(self.state_dir / "audit.jsonl", clock)
+        # Replicas share everything they decide in Postgres when ha says so (checkpoints,
+        # audit trail, incidents, pause switch, answers for the leader); else it all lives in
+        # the state directory.
+        self._shared = checkpoints_from_config(config.ha)
+        self.answers: PostgresAnswers | None = None
+        shared_incidents: PostgresIncidents | None = None
+        shared_pause: PostgresDocument | None = None
+        if self._shared is None:
+            self.audit: AuditTrail = AuditLog(self.state_dir / "audit.jsonl", clock)
+        else:
+            from supervisor.audit._postgres import PostgresAuditLog
+
+            pool = self._shared.pool
+            setup_shared_state(pool)
+            self.audit = PostgresAuditLog(pool, clock)
+            shared_incidents = PostgresIncidents(pool)
+            shared_pause = PostgresDocument(pool, "pause")
+            self.answers = PostgresAnswers(pool)
         self.recorder = Recorder(self.audit, tracing.tracer)
         tools = default_registry()
         tool_ctx = ToolContext(backends=read, clock=clock)
@@ -84,9 +109,14 @@ class Supervisor:
             self.recorder,
             clock,
             known_models=[m.name for m in config.models],
+            shared=shared_pause,
         )
         self.incidents = IncidentManager(
-            self.state_dir / "incidents.json", self.recorder, clock, config
+            self.state_dir / "incidents.json",
+            self.recorder,
+            clock,
+            config,
+            shared=shared_incidents,
         )
         self.checker = Checker(config, tools, tool_ctx)
         if reasoner is None:
@@ -110,7 +140,9 @@ class Supervisor:
             reasoner=reasoner,
             guard=PolicyEngine(self.policy, clock),
             history=AuditActionHistory(self.audit),
-            executor=Executor(read, write, self.recorder, clock, pause=self.pause),
+            executor=Executor(
+                read, write, self.recorder, clock, pause=self.pause, leading=self.leading
+            ),
             recorder=self.recorder,
             reports_dir=self.state_dir / "reports",
         )
@@ -119,7 +151,6 @@ class Supervisor:
         # Checkpoints: the one passed in (its owner closes it), Postgres when ha says so, or
         # SQLite in the state directory.
         self._db: sqlite3.Connection | None = None
-        self._shared = None if checkpointer is not None else checkpoints_from_config(config.ha)
         if checkpointer is None and self._shared is not None:
             checkpointer = self._shared.saver
         if checkpointer is None:
@@ -199,6 +230,8 @@ class Supervisor:
         """Approvals past their deadline become denials (decided by the clock, not a sleep)."""
         expired = []
         for p in self.pending_approvals():
+            if self.answers is not None and self.answers.pending_for(p.incident_id):
+                continue  # answered in time on another replica; the leader applies it
             if p.deadline is not None and self.clock.now() > p.deadline:
                 self._answer(
                     p.incident_id, "timed_out", "timeout", f"no answer by {p.deadline.isoformat()}"
@@ -232,10 +265,80 @@ class Supervisor:
                 raise SupervisorError(
                     f"{by!r} may not approve {incident_id!r}; approvers are {pending.approvers}"
                 )
+        if not self.leading() and self.answers is not None:
+            return self._queue_answer(incident_id, decision, by, comment)
         answer = Approval.model_validate(
             {"decision": decision, "by": by, "at": self.clock.now(), "comment": comment}
         )
         return self._run(incident_id, Command(resume=answer.model_dump(mode="json")))
+
+    def _queue_answer(
+        self, incident_id: str, decision: str, by: str, comment: str
+    ) -> IncidentState:
+        """A replica that does not lead takes an answer: it waits in Postgres for the leader
+        (:meth:`apply_queued_answer`). Audited as taken, not yet applied."""
+        assert self.answers is not None
+        queued = QueuedAnswer.model_validate(
+            {
+                "incident_id": incident_id,
+                "decision": decision,
+                "by": by,
+                "comment": comment,
+                "at": self.clock.now(),
+            }
+        )
+        if not self.answers.put(queued):
+            raise SupervisorError(
+                f"an answer for {incident_id!r} is already waiting for the leader replica"
+            )
+        self.recorder.record(
+            AuditKind.APPROVAL,
+            incident_id=incident_id,
+            actor=by,
+            data={
+                "queued_for_leader": True,
+                "decision": decision,
+                "by": by,
+                "comment": comment,
+            },
+        )
+        return self.state(incident_id)
+
+    def queued_answers(self) -> list[QueuedAnswer]:
+        """Answers other replicas took, waiting for this one to lead (none without Postgres)."""
+        return [] if self.answers is None else self.answers.waiting()
+
+    def apply_queued_answer(self, queued: QueuedAnswer) -> IncidentState | None:
+        """Leader only: resume the incident with an answer another replica took, then drop it
+        from the queue. An answer for an incident no longer paused for approval (answered or
+        timed out meanwhile) is dropped and audited; returns None then."""
+        assert self.answers is not None
+        snap = self.graph.get_state({"configurable": {"thread_id": queued.incident_id}})
+        if not snap.interrupts:
+            self.recorder.record(
+                AuditKind.APPROVAL,
+                incident_id=queued.incident_id,
+                actor=queued.by,
+                data={
+                    "dropped": True,
+                    "decision": queued.decision,
+                    "reason": "the incident was no longer awaiting approval when the leader "
+                    "took the queued answer",
+                },
+            )
+            self.answers.done(queued.incident_id)
+            return None
+        answer = Approval.model_validate(
+            {
+                "decision": queued.decision,
+                "by": queued.by,
+                "at": queued.at,
+                "comment": queued.comment,
+            }
+        )
+        state = self._run(queued.incident_id, Command(resume=answer.model_dump(mode="json")))
+        self.answers.done(queued.incident_id)
+        return state
 
     # ------------------------------------------------------------------ graph
 
@@ -295,6 +398,15 @@ class Supervisor:
                     resumed.append(inc.id)
         return resumed
 
+    def shared_document(self, name: str) -> PostgresDocument | None:
+        """A JSON document replicas share (Postgres), or None when state is per directory."""
+        return None if self._shared is None else PostgresDocument(self._shared.pool, name)
+
+    @property
+    def shared(self) -> bool:
+        """Whether replicas share this supervisor's state (Postgres)."""
+        return self._shared is not None
+
     def close(self) -> None:
         self.tracing.force_flush()
         self.audit.close()
@@ -302,7 +414,3 @@ class Supervisor:
             self._db.close()
         if self._shared is not None:
             self._shared.close()
-
-
-class NotLeader(SupervisorError):
-    """Another replica leads: only the leader runs incident graphs (and so acts)."""

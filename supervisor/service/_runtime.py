@@ -65,6 +65,15 @@ class ServiceRuntime:
         self._scheduler = Scheduler(
             supervisor.config.service.check_interval_seconds, self.run_checks, self.stopping
         )
+        # Replicas sharing Postgres: the leader picks up what the others recorded.
+        self._pickup = Scheduler(
+            supervisor.config.ha.pickup_interval_seconds if supervisor.shared else 0,
+            self.pickup,
+            self.stopping,
+            name="pickup",
+        )
+        self._was_leading = False
+        self._started_here: set[str] = set()
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -84,26 +93,35 @@ class ServiceRuntime:
             if self._started:
                 return []
             self._started = True
-        recovered = self.recover()
+        recovered = self.recover() if self.supervisor.leading() else []
+        self._was_leading = self.supervisor.leading()
         self._scheduler.start()
+        self._pickup.start()
         return recovered
 
-    def recover(self) -> list[str]:
-        """Queue every incident a previous process left mid-graph (resumed from its last
-        checkpoint) or never started (run from its opening signal). Paused approvals stay
-        paused."""
+    def recover(self, *, everything: bool = True) -> list[str]:
+        """Queue every incident a previous process (or leader) left mid-graph (resumed from
+        its last checkpoint) or never started (run from its opening signal). Paused approvals
+        stay paused. ``everything=False`` (the leader's pickup passes): only incidents never
+        started, and never one this process started before."""
         sup = self.supervisor
         queued = []
         for inc in sup.incidents.all():
             if inc.status in ENDED or inc.status is IncidentStatus.AWAITING_APPROVAL:
                 continue
+            if self._pool.busy(inc.id):
+                continue
             snap = sup.graph.get_state({"configurable": {"thread_id": inc.id}})
             if snap.next and not snap.interrupts:
+                if not everything:
+                    continue
                 # Supervisor.resume_unfinished() does this for every incident in a loop on one
                 # thread; one job per incident keeps a long settle from delaying the others.
                 job = _resume_job(sup, inc.id)
                 what = "resume from checkpoint"
             elif not snap.values:
+                if inc.id in self._started_here and not everything:
+                    continue  # started here already; a run that failed is not retried
                 signal = self._opening_signal(inc)
                 if signal is None:
                     log.error("incident %s has no opening signal in the audit log", inc.id)
@@ -113,9 +131,30 @@ class ServiceRuntime:
             else:
                 continue
             if self._pool.submit(inc.id, what, job):
+                self._started_here.add(inc.id)
                 queued.append(inc.id)
         if queued:
-            log.info("recovering %d incident(s) after restart: %s", len(queued), queued)
+            log.info("recovering %d incident(s): %s", len(queued), queued)
+        return queued
+
+    def pickup(self) -> list[str]:
+        """One pass of the leader's pickup (replicas sharing Postgres): on becoming leader,
+        resume everything the last leader left unfinished; then start the incidents other
+        replicas opened and apply the approval answers they took. A follower does nothing.
+        Returns the incidents queued."""
+        sup = self.supervisor
+        leading = sup.leading()
+        became, self._was_leading = leading and not self._was_leading, leading
+        if not leading:
+            return []
+        queued = self.recover(everything=became)
+        for answer in sup.queued_answers():
+            if self._pool.submit(
+                answer.incident_id,
+                answer.decision,
+                lambda a=answer: sup.apply_queued_answer(a),  # type: ignore[misc]
+            ):
+                queued.append(answer.incident_id)
         return queued
 
     def shutdown(self, grace: float | None = None) -> list[str]:
@@ -130,6 +169,7 @@ class ServiceRuntime:
             grace = self.supervisor.config.service.shutdown_grace_seconds
         self.stopping.set()
         self._scheduler.stop(timeout=grace)
+        self._pickup.stop(timeout=grace)
         left = self._pool.close(grace)
         if left:
             log.warning("shutdown: %s still running; they resume from checkpoint on restart", left)
@@ -196,10 +236,13 @@ class ServiceRuntime:
         incident, is_new = self.supervisor.ingest(signal)
         if incident is None:
             return None, False
-        if is_new:
+        # A replica that does not lead only records: the leader's pickup starts the incident.
+        if is_new and self.supervisor.leading():
             # Refused only while shutting down: the incident is recorded as open and
             # recover() starts it on the next start.
-            self._pool.submit(incident.id, "start", _start_job(self.supervisor, incident, signal))
+            job = _start_job(self.supervisor, incident, signal)
+            if self._pool.submit(incident.id, "start", job):
+                self._started_here.add(incident.id)
         return incident.id, is_new
 
     def run_checks(self) -> int:
@@ -211,6 +254,8 @@ class ServiceRuntime:
         running on this thread, so one incident's settle time never delays the next pass.
         """
         sup = self.supervisor
+        if not sup.leading():
+            return 0  # the leader checks; its findings are shared
         for incident_id in sup.expire_approvals():
             self.observe(incident_id)
         busy = {(i.model, i.environment) for i in sup.incidents.all() if i.status not in ENDED}

@@ -20,9 +20,15 @@ class Scheduler:
     """
 
     def __init__(
-        self, interval: float, run_pass: Callable[[], object], stopping: threading.Event
+        self,
+        interval: float,
+        run_pass: Callable[[], object],
+        stopping: threading.Event,
+        *,
+        name: str = "scheduled check",
     ) -> None:
         self.interval = interval
+        self.name = name
         self._run_pass = run_pass
         self._stopping = stopping
         self._thread: threading.Thread | None = None
@@ -40,7 +46,7 @@ class Scheduler:
         """Start the thread (no-op when the interval is 0 or it already runs)."""
         if not self.enabled or self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -56,7 +62,7 @@ class Scheduler:
                 return
             except Exception:
                 self.failures += 1
-                log.exception("scheduled check pass failed; the next runs in %g s", self.interval)
+                log.exception("%s pass failed; the next runs in %g s", self.name, self.interval)
             finally:
                 self.passes += 1
                 self.last_pass = time.monotonic()

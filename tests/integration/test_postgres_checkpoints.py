@@ -1,8 +1,9 @@
 """Graph checkpoints in Postgres shared by replicas (issue 7, requirement 5).
 
 A real Postgres from the Debian package (tests/pg_server.py). The sim world stands for the
-cluster and outlives each "replica"; replicas share the state directory (audit log, incident
-index) and the Postgres database, and keep no checkpoints of their own.
+cluster and outlives each "replica"; replicas share the Postgres database (checkpoints, audit
+trail, incidents) and keep no checkpoints of their own. (The world's pickle is in the state
+directory; see tests/integration/test_replicas.py for replicas with separate directories.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest  # noqa: E402
 from pg_server import pg_dsn_fixture, postgres_server_fixture  # noqa: E402, F401 (fixtures)
 from simworld import config_dict, deploy, fault, world_spec  # noqa: E402
 
-from supervisor.audit import verify  # noqa: E402
+from supervisor.audit import verify_postgres  # noqa: E402
 from supervisor.config import config_from_dict  # noqa: E402
 from supervisor.demo import load_world, save_world, sim_backends  # noqa: E402
 from supervisor.domain import AuditKind, IncidentStatus  # noqa: E402
@@ -88,7 +89,8 @@ def test_a_second_replica_takes_the_approval_and_finishes_the_incident(
         assert second.graph.get_state({"configurable": {"thread_id": inc_id}}).next == ()
     finally:
         second.close()
-    assert verify(state_dir / "audit.jsonl").ok
+    assert verify_postgres(pg_dsn).ok
+    assert not (state_dir / "audit.jsonl").exists()  # the trail is in Postgres
 
 
 # ------------------------------------------------------------------ SIGKILL mid-incident
@@ -136,7 +138,8 @@ def test_a_replica_killed_mid_action_is_resumed_from_postgres_by_another(
         assert survivor.resume_unfinished() == []
     finally:
         survivor.close()
-    assert verify(state_dir / "audit.jsonl").ok
+    assert verify_postgres(pg_dsn).ok
+    assert not (state_dir / "audit.jsonl").exists()  # the trail is in Postgres
 
 
 class _KilledAfterWrite:
