@@ -240,7 +240,9 @@ class ChatOps:
         incident_id = str(body["actions"][0]["value"])
         caller = Caller(user, self.config.identity(user), channel)
         reply = self.commands.answer(incident_id, caller, decision)
-        if not reply.ok:
+        if not reply.ok or not self.supervisor.leading():
+            # A refusal, or an answer queued for the leader: the message changes only once
+            # the leader applies it, so tell the person now.
             self._ephemeral(channel, user, reply)
         self._answered(incident_id, reply)
 

@@ -9,6 +9,7 @@ this module); the service runs for real: FastAPI app, runtime, workers and the p
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -17,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_slack import FakeSlack, start_fake_slack
 from fastapi.testclient import TestClient
 from leasekit import DiesAfterWrite, elector, emulator_fixture, lease  # noqa: F401
 from pg_server import pg_dsn_fixture, postgres_server_fixture  # noqa: F401 (fixtures)
 from servicekit import TOKEN, auth, payload, wait_for
 from simworld import MODEL, config_dict, deploy, fault, world_spec
+from slackkit import BOT_TOKEN, CHANNEL, NOW, SECRET, USERS, block_actions, sign
 
 from supervisor.audit import verify_postgres
+from supervisor.chatops import ChatOps, SlackConfig, mount_slack
 from supervisor.config import config_from_dict
 from supervisor.demo import sim_backends
 from supervisor.domain import AuditKind, IncidentStatus
@@ -56,7 +60,12 @@ class Replica:
     """One replica: its own state dir, the shared world and database, a running service."""
 
     def __init__(
-        self, world: SimWorld, state_dir: Path, gate: Any, write: WriteBackends | None = None
+        self,
+        world: SimWorld,
+        state_dir: Path,
+        gate: Any,
+        write: WriteBackends | None = None,
+        slack: FakeSlack | None = None,
     ) -> None:
         raw = config_dict(
             state_dir,
@@ -77,7 +86,17 @@ class Replica:
         self.gate = gate
         self.state_dir = state_dir
         self.runtime = ServiceRuntime(self.sup, workers=2, stopping=threading.Event())
-        self.client = TestClient(create_app(self.runtime, approval_token=TOKEN))
+        app = create_app(self.runtime, approval_token=TOKEN)
+        self.chatops: ChatOps | None = None
+        if slack is not None:  # as `serve` mounts it (supervisor/service/_serve.py)
+            config = SlackConfig(channel=CHANNEL, api_base_url=slack.api_url, users=USERS)
+            env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET}
+            self.chatops = ChatOps(
+                self.sup, config, env=env, now=lambda: NOW, on_answered=self.runtime.observe
+            )
+            mount_slack(app, self.chatops)
+            self.runtime.listeners.append(self.chatops.notifier.incident_changed)
+        self.client = TestClient(app)
         self.client.__enter__()  # lifespan: recovery, scheduler, pickup
 
     def incident(self, incident_id: str) -> dict[str, Any]:
@@ -88,7 +107,15 @@ class Replica:
     def status(self, incident_id: str) -> str:
         return str(self.incident(incident_id)["incident"]["status"])
 
+    def slack(self, body: str) -> Any:
+        assert self.chatops is not None
+        res = self.client.post("/slack/events", content=body, headers=sign(body, NOW))
+        self.chatops.drain(timeout=30)
+        return res
+
     def close(self) -> None:
+        if self.chatops is not None:
+            self.chatops.close()
         self.client.__exit__(None, None, None)
         self.sup.close()
         self.tracing.shutdown()
@@ -224,6 +251,39 @@ def test_approvals_on_a_follower_are_checked_before_they_are_queued(
     assert res.status_code == 403
     assert follower.sup.queued_answers() == []
     assert leader.status(inc_id) == "awaiting_approval"
+
+
+def test_a_slack_click_on_a_follower_is_applied_by_the_leader_and_one_message_follows_it(
+    drifting: SimWorld, tmp_path: Path
+) -> None:
+    fake, server = start_fake_slack()
+    leader = Replica(drifting, tmp_path / "a", Gate(True), slack=fake)
+    follower = Replica(drifting, tmp_path / "b", Gate(False), slack=fake)
+    try:
+        [inc_id] = follower.client.post("/alerts", json=payload(**DRIFT)).json()["opened"]
+        wait_for(lambda: fake.of("chat.postMessage"), what="the leader to post the incident")
+        [posted] = fake.of("chat.postMessage")
+        assert inc_id in str(posted.args) and follower.status(inc_id) == "awaiting_approval"
+
+        res = follower.slack(block_actions("mlops_approve", "U0ALICE", fake, value=inc_id))
+        assert res.status_code == 200
+        wait_for(lambda: follower.status(inc_id) == "mitigated", what="the leader to apply it")
+        wait_for(lambda: fake.of("chat.update"), what="the message update")
+        assert len(fake.of("chat.postMessage")) == 1  # one message, whichever replica speaks
+        update = fake.of("chat.update")[-1]
+        assert leader.chatops is not None and follower.chatops is not None
+        shared = follower.chatops.notifier.message_of(inc_id)  # the map lives in Postgres
+        assert shared == leader.chatops.notifier.message_of(inc_id)
+        assert shared is not None and update.args["ts"] == shared["ts"]
+        assert "Approved by *alice*" in json.dumps(update.args["blocks"])
+        assert drifting.action_counts()["retrain"] == 1
+        [told] = fake.of("chat.postEphemeral")  # the clicker hears it is queued at once
+        assert told.args["user"] == "U0ALICE" and "leader replica applies it" in told.args["text"]
+    finally:
+        follower.close()
+        leader.close()
+        server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------ the Lease, with Postgres
