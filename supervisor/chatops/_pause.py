@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor._clock import Clock
 from supervisor._errors import SupervisorError
 from supervisor._recorder import Recorder
+from supervisor._shared import SharedDocument
 from supervisor.domain import AuditKind
 
 PAUSE_FILE = "pause.json"
@@ -47,16 +48,6 @@ class PauseState(BaseModel):
         default=None, alias="global", description="The pause of everything, if any."
     )
     models: dict[str, PauseEntry] = Field(default_factory=dict, description="Model -> pause.")
-
-
-class SharedDocument(Protocol):
-    """A JSON document replicas share (``supervisor.ha.PostgresDocument``)."""
-
-    def read(self) -> Any | None: ...
-
-    def update(self) -> AbstractContextManager[Any]:
-        """Yields an object with a settable ``value``; exclusive across replicas."""
-        ...
 
 
 class _FileUpdate:

@@ -7,6 +7,9 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from supervisor._shared import SharedDocument
 
 from ._config import ModelPrice
 
@@ -22,20 +25,32 @@ def token_cost(price: ModelPrice | None, input_tokens: int, output_tokens: int) 
 
 
 class DailyTokenBudget:
-    """Tokens spent per UTC day (by the injected clock), optionally persisted across restarts."""
+    """Tokens spent per UTC day (by the injected clock), optionally persisted across restarts:
+    in ``path``, or in ``shared`` (Postgres) so that replicas, and the next leader after a
+    failover, spend one budget."""
 
     def __init__(
-        self, limit: int | None, now: Callable[[], datetime], path: Path | None = None
+        self,
+        limit: int | None,
+        now: Callable[[], datetime],
+        path: Path | None = None,
+        *,
+        shared: SharedDocument | None = None,
     ) -> None:
         self.limit = limit
         self._now = now
         self._path = path
+        self._shared = shared
         self._lock = threading.Lock()
         self._day, self._used = self._load()
 
     def _load(self) -> tuple[str, int]:
-        if self._path is not None and self._path.exists():
+        raw: Any = None
+        if self._shared is not None:
+            raw = self._shared.read()
+        elif self._path is not None and self._path.exists():
             raw = json.loads(self._path.read_text(encoding="utf-8"))
+        if raw:
             return str(raw["day"]), int(raw["used"])
         return self._today(), 0
 
@@ -49,8 +64,10 @@ class DailyTokenBudget:
 
     @property
     def used(self) -> int:
-        """Tokens spent today."""
+        """Tokens spent today (by every replica, when shared)."""
         with self._lock:
+            if self._shared is not None:
+                self._day, self._used = self._load()
             self._roll()
             return self._used
 
@@ -67,6 +84,14 @@ class DailyTokenBudget:
 
     def charge(self, tokens: int) -> None:
         """Add ``tokens`` to today's spend."""
+        if self._shared is not None:
+            with self._lock, self._shared.update() as doc:
+                day, used = self._today(), 0
+                if doc.value and doc.value.get("day") == day:
+                    used = int(doc.value["used"])
+                self._day, self._used = day, used + tokens
+                doc.value = {"day": self._day, "used": self._used}
+            return
         with self._lock:
             self._roll()
             self._used += tokens

@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 
 from supervisor._errors import ConfigError
 from supervisor._recorder import Recorder
+from supervisor._shared import SharedDocument
 from supervisor.config import Limits
 from supervisor.domain import AuditKind, Incident, RootCause
 from supervisor.llm import (
@@ -150,6 +151,7 @@ def build_reasoner(
     record_dir: Path | None = None,
     replay_dir: Path | None = None,
     budget_path: Path | None = None,
+    budget_shared: SharedDocument | None = None,
     now: Callable[[], datetime] | None = None,
     on_llm_call: LLMCallback | None = None,
     tracer: Tracer | None = None,
@@ -166,6 +168,7 @@ def build_reasoner(
         record_dir: Record every LLM exchange here (``--record DIR``).
         replay_dir: Replay LLM exchanges from here, offline (``--replay DIR``).
         budget_path: File that keeps the daily token spend across restarts (in the state dir).
+        budget_shared: The spend in a document replicas share (Postgres), instead of the file.
         now: Clock for the daily budget's day; default: UTC wall time.
         on_llm_call: Audit callback, see :class:`LLMReasoner`.
         tracer: Tracer for LLM spans.
@@ -193,7 +196,7 @@ def build_reasoner(
         from supervisor._clock import SystemClock
 
         now = SystemClock().now
-    budget = DailyTokenBudget(llm.daily_token_budget, now, budget_path)
+    budget = DailyTokenBudget(llm.daily_token_budget, now, budget_path, shared=budget_shared)
     reasoner = LLMReasoner(client, llm, budget=budget, on_llm_call=on_llm_call, tracer=tracer)
     if kind == "llm":
         return reasoner

@@ -126,6 +126,7 @@ class Supervisor:
                 config.llm,
                 config.limits,
                 budget_path=self.state_dir / "llm_budget.json",
+                budget_shared=self.shared_document("llm_budget"),
                 now=clock.now,
                 on_llm_call=llm_audit_sink(self.recorder),
                 tracer=tracing.tracer,

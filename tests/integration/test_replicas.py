@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from supervisor.chatops import ChatOps, SlackConfig, mount_slack
 from supervisor.config import config_from_dict
 from supervisor.demo import sim_backends
 from supervisor.domain import AuditKind, IncidentStatus
+from supervisor.ha import PostgresDocument, postgres_checkpoints, setup_shared_state
+from supervisor.llm import DailyTokenBudget
 from supervisor.runtime import Supervisor
 from supervisor.service import ServiceRuntime, create_app
 from supervisor.telemetry import TelemetryConfig, setup_tracing
@@ -352,3 +354,25 @@ def test_the_leader_dies_mid_action_and_the_next_lease_holder_finishes_it_once(
         follower.close()
         tracing.shutdown()
     assert verify_postgres(pg_dsn).ok
+
+
+def test_replicas_spend_one_daily_llm_budget(pg_dsn: str) -> None:
+    """The next leader after a failover must not start a fresh budget."""
+    shared = postgres_checkpoints(pg_dsn)
+    try:
+        setup_shared_state(shared.pool)
+        day = [datetime(2026, 1, 5, 9, tzinfo=UTC)]
+        a, b = (
+            DailyTokenBudget(1000, lambda: day[0], shared=PostgresDocument(shared.pool, "llm"))
+            for _ in range(2)
+        )
+        a.charge(600)
+        assert b.used == 600 and b.remaining() == 400
+        b.charge(500)
+        assert a.exhausted() and a.used == 1100
+        day[0] += timedelta(days=1)
+        assert a.used == 0 and not b.exhausted()
+        b.charge(10)
+        assert a.used == 10
+    finally:
+        shared.close()
