@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,78 +26,81 @@ from supervisor.audit import verify
 from supervisor.config import config_from_dict
 from supervisor.demo import demo_config, sim_backends
 from supervisor.domain import AuditKind, IncidentStatus
-from supervisor.service import ServiceRuntime, ServiceStopping, signals_from_webhook
+from supervisor.service import ServiceRuntime, signals_from_webhook
 from supervisor.service._alertmanager import WebhookPayload
 
 
-class SettlingClock:
-    """The world's clock, except that a settle wait blocks like the wall clock does in the
-    service (until shutdown), instead of advancing simulated time at once."""
+class WallLikeClock:
+    """The world's clock as the service's wall clock behaves: time passes on its own (here:
+    when the test advances the world) and a sleep would cost real time, so the service must
+    not sleep out a settle time on a worker."""
 
-    def __init__(self, inner: Any, stopping: threading.Event) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.stopping = stopping
-        self.sleeping = threading.Event()
 
     def now(self) -> datetime:
         return self.inner.now()  # type: ignore[no-any-return]
 
     def sleep(self, seconds: float) -> None:
-        self.sleeping.set()
-        if self.stopping.wait(30):
-            raise ServiceStopping("test shutdown")
-        raise AssertionError("the test never shut the service down")
+        raise AssertionError(f"a worker slept {seconds} s; the settle time must be deferred")
 
 
-def test_incident_stopped_in_its_settle_time_resumes_after_restart(tmp_path: Path) -> None:
+def test_the_settle_time_holds_no_worker_and_the_verification_resumes_when_due(
+    tmp_path: Path,
+) -> None:
     rig = make_rig(
         tmp_path, deploys=[deploy("bad")], config={"service": {"check_interval_seconds": 0}}
     )
     rig.close()  # the rig's own supervisor is not used: the "processes" below are
     world, state_dir = rig.world, rig.state_dir
     config = config_from_dict(rig.raw_config, source="test config")
+    clock = WallLikeClock(world.clock)
 
-    # ---- process 1: opens the incident, aborts the canary, then waits out the settle time
-    stopping = threading.Event()
-    clock = SettlingClock(world.clock, stopping)
+    # ---- process 1: opens the incident and aborts the canary; the verification waits
     read, write = sim_backends(world)
     sup1 = open_supervisor(config, read, write, clock, state_dir)
-    run1 = ServiceRuntime(sup1, workers=2, stopping=stopping)
+    run1 = ServiceRuntime(sup1, workers=1)
     for _ in range(36):
         world.advance(timedelta(minutes=5))
         if run1.run_checks():
             break
-    wait_for(clock.sleeping.is_set, what="the verify settle wait")
+    run1.drain(timeout=60)  # the one worker is free again: nothing sleeps on it
     [inc] = sup1.incidents.all()
     assert [r.data["action"] for r in sup1.audit.find(AuditKind.ACTION_INTENT)] == ["abort_canary"]
     assert world.action_counts()["abort_canary"] == 1
+    assert sup1.incidents.get(inc.id).status is IncidentStatus.VERIFYING  # type: ignore[union-attr]
+    due = sup1.waiting_verification()[inc.id]
+    assert due == world.now + timedelta(seconds=config.timing.verify_settle_seconds)
+    assert run1.resume_due() == []  # not yet
 
-    # ---- the process is told to stop while the incident sleeps
+    # ---- the process is told to stop during the settle time: nothing to wait for
     t0 = time.monotonic()
     assert run1.shutdown(grace=10) == []
-    assert time.monotonic() - t0 < 5  # the settle wait did not hold the shutdown
+    assert time.monotonic() - t0 < 5
     snap = sup1.graph.get_state({"configurable": {"thread_id": inc.id}})
     assert snap.next == ("verify",)
     assert sup1.audit.find(AuditKind.VERIFICATION) == []
-    assert sup1.incidents.get(inc.id).status not in {
-        IncidentStatus.MITIGATED,
-        IncidentStatus.ESCALATED,
-    }
     sup1.close()
 
-    # ---- process 2 on the same state dir: the incident finishes, nothing runs twice
+    # ---- process 2 on the same state dir: still early, so it waits again; then it is due
     read, write = sim_backends(world)
-    sup2 = open_supervisor(config, read, write, world.clock, state_dir)
-    run2 = ServiceRuntime(sup2, workers=2)
+    sup2 = open_supervisor(config, read, write, clock, state_dir)
+    run2 = ServiceRuntime(sup2, workers=1)
     try:
         assert run2.start() == [inc.id]
         run2.drain(timeout=60)
-        assert sup2.incidents.get(inc.id).status is IncidentStatus.MITIGATED
+        assert sup2.waiting_verification() == {inc.id: due}  # the due time survived
+        assert sup2.audit.find(AuditKind.VERIFICATION) == []
+        world.advance(timedelta(seconds=config.timing.verify_settle_seconds))
+        wait_for(lambda: sup2.audit.find(AuditKind.VERIFICATION), what="the timer's resume")
+        run2.drain(timeout=60)
+        assert sup2.incidents.get(inc.id).status is IncidentStatus.MITIGATED  # type: ignore[union-attr]
         [verification] = sup2.audit.find(AuditKind.VERIFICATION, incident_id=inc.id)
         assert verification.data["passed"] is True
         assert len(sup2.audit.find(AuditKind.ACTION_INTENT, incident_id=inc.id)) == 1
         assert len(sup2.audit.find(AuditKind.ACTION_OUTCOME, incident_id=inc.id)) == 1
         assert world.action_counts()["abort_canary"] == 1
+        assert sup2.waiting_verification() == {}
         assert run2.start() == []  # idempotent
     finally:
         close_service(run2)

@@ -1,9 +1,16 @@
 """The LangGraph incident graph: nodes, state, dependencies and the report."""
 
 from ._build import build_graph
-from ._context import SupervisorContext
+from ._context import SupervisorContext, VerifyPending
 from ._propose import plan_action
 from ._report import render_report
 from ._state import IncidentState
 
-__all__ = ["IncidentState", "SupervisorContext", "build_graph", "plan_action", "render_report"]
+__all__ = [
+    "IncidentState",
+    "SupervisorContext",
+    "VerifyPending",
+    "build_graph",
+    "plan_action",
+    "render_report",
+]

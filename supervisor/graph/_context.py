@@ -8,6 +8,7 @@ service can wire real adapters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from supervisor._clock import Clock
@@ -17,6 +18,16 @@ from supervisor.executor import Executor
 from supervisor.policy import ActionHistory, PolicyEngine
 from supervisor.reasoners import Reasoner
 from tools._toolkit import ToolContext, ToolRegistry
+
+
+class VerifyPending(Exception):
+    """Raised by the verify node when the settle time has not passed and waits are deferred:
+    the graph stops at its last checkpoint (after act) and resumes at ``due``."""
+
+    def __init__(self, incident_id: str, due: datetime) -> None:
+        super().__init__(f"verification of {incident_id!r} is due at {due.isoformat()}")
+        self.incident_id = incident_id
+        self.due = due
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class SupervisorContext:
     executor: Executor
     recorder: Recorder
     reports_dir: Path
+    #: Verify waits out its settle time by raising :class:`VerifyPending` (the service: no
+    #: worker sleeps; a timer resumes the incident) instead of sleeping on the clock.
+    defer_waits: bool = False
 
     def watched(self, model: str, environment: str) -> WatchedModel:
         found = self.config.model_for(model, environment)

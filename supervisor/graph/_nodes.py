@@ -3,6 +3,7 @@ escalate and report. Each runs in its own span and writes its audit records."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -28,7 +29,7 @@ from supervisor.domain import (
 from supervisor.policy import approval_deadline
 from supervisor.reasoners import Finding, InvestigationSession, insufficient
 
-from ._context import SupervisorContext
+from ._context import SupervisorContext, VerifyPending
 from ._propose import plan_action
 from ._report import render_report
 from ._state import IncidentState
@@ -263,7 +264,12 @@ def act(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
         diagnosis = Diagnosis.model_validate(state["finding"]["diagnosis"])
         outcome = ctx.executor.execute(inc, plan, diagnosis)
         span.set_attribute("action.outcome", outcome.status.value)
-    return {"outcome": outcome.model_dump(mode="json"), "status": IncidentStatus.ACTING.value}
+    due = ctx.clock.now() + timedelta(seconds=ctx.config.timing.verify_settle_seconds)
+    return {
+        "outcome": outcome.model_dump(mode="json"),
+        "status": IncidentStatus.ACTING.value,
+        "verify_due": due.isoformat(),
+    }
 
 
 def route_act(state: IncidentState) -> str:
@@ -279,11 +285,23 @@ def route_act(state: IncidentState) -> str:
 
 
 def verify(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
-    """Wait the settle time (on the injected clock), then check the symptom is gone."""
+    """After the settle time (from the action, on the injected clock), check the symptom is
+    gone. The wait is a sleep, or, with ``defer_waits``, :class:`VerifyPending` for the caller
+    to resume the incident when it is due (a service keeps no worker asleep)."""
     ctx, inc = runtime.context, _incident(state)
     plan = ActionPlan.model_validate(state["plan"])
     outcome = ActionOutcome.model_validate(state["outcome"])
-    ctx.clock.sleep(ctx.config.timing.verify_settle_seconds)
+    settle = timedelta(seconds=ctx.config.timing.verify_settle_seconds)
+    due = (
+        datetime.fromisoformat(state["verify_due"])
+        if state.get("verify_due")
+        else ctx.clock.now() + settle  # a checkpoint written before verify_due existed
+    )
+    wait = (due - ctx.clock.now()).total_seconds()
+    if wait > 0:
+        if ctx.defer_waits:
+            raise VerifyPending(inc.id, due)
+        ctx.clock.sleep(wait)
     with ctx.recorder.span("node.verify", incident_id=inc.id) as span:
         watched = ctx.watched(inc.model, inc.environment)
         threshold = next(

@@ -17,6 +17,7 @@ class IncidentState(TypedDict, total=False):
     decision: dict[str, Any]
     approval: dict[str, Any]
     outcome: dict[str, Any]
+    verify_due: str
     verification: dict[str, Any]
     escalation: dict[str, Any]
     report_path: str

@@ -36,13 +36,15 @@ def postgres_checkpoints(dsn: str, *, max_connections: int = 16) -> PostgresChec
     from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool, PoolTimeout
 
-    # PostgresSaver needs autocommit and dict rows; prepared statements off so a pooler
-    # (pgbouncer in transaction mode) in front of the server works too.
+    # PostgresSaver needs autocommit and dict rows; prepared statements off (None: psycopg never
+    # prepares) so a pooler (pgbouncer in transaction mode) in front of the server works too.
+    # A connection is checked before use, so one the server dropped is replaced, not failed.
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn,
         min_size=1,
         max_size=max_connections,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+        check=ConnectionPool.check_connection,
         open=False,
     )
     try:

@@ -3,6 +3,7 @@ drives incidents through it (new signals, approvals, timeouts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from supervisor.chatops._pause import PauseSwitch
 from supervisor.config import SupervisorConfig
 from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
 from supervisor.executor import Executor
-from supervisor.graph import IncidentState, SupervisorContext, build_graph
+from supervisor.graph import IncidentState, SupervisorContext, VerifyPending, build_graph
 from supervisor.ha import (
     PostgresAnswers,
     PostgresDocument,
@@ -149,6 +150,7 @@ class Supervisor:
         )
         self._graph_lock = threading.Lock()  # one graph step at a time per incident thread
         self._running: set[str] = set()
+        self._due: dict[str, datetime] = {}  # deferred verifications (defer_verification)
         # Checkpoints: the one passed in (its owner closes it), Postgres when ha says so, or
         # SQLite in the state directory.
         self._db: sqlite3.Connection | None = None
@@ -368,11 +370,17 @@ class Supervisor:
     def _run_thread(self, incident_id: str, payload: Any) -> IncidentState:
         self.incidents.set_status(incident_id, IncidentStatus.INVESTIGATING)
         config = {"configurable": {"thread_id": incident_id}}
-        self.graph.invoke(
-            payload,
-            config={**config, "recursion_limit": self.config.limits.max_steps},
-            context=self.context,
-        )
+        try:
+            self.graph.invoke(
+                payload,
+                config={**config, "recursion_limit": self.config.limits.max_steps},
+                context=self.context,
+            )
+        except VerifyPending as wait:
+            with self._graph_lock:
+                self._due[incident_id] = wait.due
+            self.incidents.set_status(incident_id, IncidentStatus.VERIFYING)
+            return dict(self.graph.get_state(config).values)  # type: ignore[return-value]
         snap = self.graph.get_state(config)
         state: IncidentState = dict(snap.values)  # type: ignore[assignment]
         status = IncidentStatus(state.get("status", IncidentStatus.OPEN.value))
@@ -380,6 +388,26 @@ class Supervisor:
             status = IncidentStatus.AWAITING_APPROVAL
         self.incidents.set_status(incident_id, status)
         return state
+
+    def defer_verification(self) -> None:
+        """From now on a verify whose settle time has not passed stops the run at its checkpoint
+        instead of sleeping; :meth:`due_verifications` says when to resume it (the service)."""
+        self.context = dataclasses.replace(self.context, defer_waits=True)
+
+    def due_verifications(self) -> list[str]:
+        """Incidents whose deferred verification is due now, each returned once; resume them
+        with ``_run(id, None)`` (a resume that is early defers again)."""
+        now = self.clock.now()
+        with self._graph_lock:
+            due = [i for i, when in self._due.items() if when <= now]
+            for i in due:
+                del self._due[i]
+        return due
+
+    def waiting_verification(self) -> dict[str, datetime]:
+        """Deferred verifications not yet due: incident -> when."""
+        with self._graph_lock:
+            return dict(self._due)
 
     def resume_unfinished(self) -> list[str]:
         """After a restart: run every incident whose thread stopped mid-graph (not at approval)."""

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal
 
+from supervisor._clock import SimClock
 from supervisor._errors import SupervisorError
 from supervisor.domain import (
     ActionType,
@@ -44,8 +45,9 @@ class ServiceRuntime:
     """Takes notifications in and hands incidents to a bounded pool of graph workers.
 
     ``stopping`` is the event the backends' clock watches: setting it at shutdown ends every
-    sleep (verify settle times, retry backoffs) at once, so those incidents stop at their last
-    checkpoint instead of holding the shutdown.
+    sleep (retry backoffs) at once, so those incidents stop at their last checkpoint instead of
+    holding the shutdown. Verify settle times are not slept on a worker at all
+    (``defer_verification``): the run stops after the action and a timer resumes it when due.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class ServiceRuntime:
         metrics: SupervisorMetrics | None = None,
         *,
         stopping: threading.Event | None = None,
+        defer_verification: bool | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.metrics = metrics or SupervisorMetrics(
@@ -74,6 +77,17 @@ class ServiceRuntime:
         )
         self._was_leading = False
         self._started_here: set[str] = set()
+        # Verify waits its settle time off the workers: the run stops after the action and
+        # this timer resumes it when due (a worker asleep for 10 minutes per incident would
+        # starve new incidents during a storm). Default: on, unless the clock is simulated
+        # (a SimClock's sleep moves time at once and costs nothing).
+        if defer_verification is None:
+            defer_verification = not isinstance(supervisor.clock, SimClock)
+        if defer_verification:
+            supervisor.defer_verification()
+        self._timer = Scheduler(
+            1.0 if defer_verification else 0, self.resume_due, self.stopping, name="verify timer"
+        )
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -97,6 +111,7 @@ class ServiceRuntime:
         self._was_leading = self.supervisor.leading()
         self._scheduler.start()
         self._pickup.start()
+        self._timer.start()
         return recovered
 
     def recover(self, *, everything: bool = True) -> list[str]:
@@ -137,6 +152,17 @@ class ServiceRuntime:
             log.info("recovering %d incident(s): %s", len(queued), queued)
         return queued
 
+    def resume_due(self) -> list[str]:
+        """Resume the incidents whose verification is due (the verify timer's pass)."""
+        sup = self.supervisor
+        queued = []
+        for incident_id in sup.due_verifications():
+            if self._pool.submit(incident_id, "verify", _resume_job(sup, incident_id)):
+                queued.append(incident_id)
+            # else: running already (a resume that raced the timer), or shutting down (the
+            # next start resumes it from its checkpoint)
+        return queued
+
     def pickup(self) -> list[str]:
         """One pass of the leader's pickup (replicas sharing Postgres): on becoming leader,
         resume everything the last leader left unfinished; then start the incidents other
@@ -170,6 +196,7 @@ class ServiceRuntime:
         self.stopping.set()
         self._scheduler.stop(timeout=grace)
         self._pickup.stop(timeout=grace)
+        self._timer.stop(timeout=grace)
         left = self._pool.close(grace)
         if left:
             log.warning("shutdown: %s still running; they resume from checkpoint on restart", left)
