@@ -72,6 +72,10 @@ def test_the_settle_time_holds_no_worker_and_the_verification_resumes_when_due(
     due = sup1.waiting_verification()[inc.id]
     assert due == world.now + timedelta(seconds=config.timing.verify_settle_seconds)
     assert run1.resume_due() == []  # not yet
+    [scheduled] = [
+        r for r in sup1.audit.find(AuditKind.INCIDENT_UPDATED) if "verification_due" in r.data
+    ]
+    assert scheduled.data["verification_due"] == due.isoformat()  # a reviewer sees the wait
 
     # ---- the process is told to stop during the settle time: nothing to wait for
     t0 = time.monotonic()

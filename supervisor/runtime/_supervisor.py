@@ -379,6 +379,15 @@ class Supervisor:
         except VerifyPending as wait:
             with self._graph_lock:
                 self._due[incident_id] = wait.due
+            self.recorder.record(
+                AuditKind.INCIDENT_UPDATED,
+                incident_id=incident_id,
+                actor="verify",
+                data={
+                    "verification_due": wait.due.isoformat(),
+                    "detail": "waiting out the settle time after the action; verify runs then",
+                },
+            )
             self.incidents.set_status(incident_id, IncidentStatus.VERIFYING)
             return dict(self.graph.get_state(config).values)  # type: ignore[return-value]
         snap = self.graph.get_state(config)
