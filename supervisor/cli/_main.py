@@ -73,8 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("model", nargs="?", default=None, help="one model (default: all)")
         p.add_argument("--by", required=True, help="your identity (audited)")
-        p.add_argument(
-            "--state", type=Path, required=True, help="state directory of the supervisor"
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--state", type=Path, help="state directory of the supervisor")
+        where.add_argument(
+            "--config",
+            type=Path,
+            help="the service's watch config: its state dir, or the Postgres state replicas "
+            "share when ha.postgres_dsn_env is set",
         )
         p.set_defaults(handler=_pause, verb=verb)
 
@@ -118,22 +123,51 @@ def _pause(args: argparse.Namespace) -> int:
 
     from supervisor._clock import SystemClock
     from supervisor._recorder import Recorder
-    from supervisor.audit import AuditLog
+    from supervisor.audit import AuditLog, AuditTrail
     from supervisor.chatops._pause import PauseSwitch
 
-    if not (args.state / "audit.jsonl").exists():
-        raise SupervisorError(
-            f"{str(args.state)!r} has no audit log; pass a supervisor's state dir"
-        )
     clock = SystemClock()
-    with AuditLog(args.state / "audit.jsonl", clock) as audit:
-        switch = PauseSwitch(
-            args.state / "pause.json", Recorder(audit, trace.get_tracer("mlops-supervisor")), clock
-        )
-        changed = (switch.pause if args.verb == "pause" else switch.resume)(args.model, args.by)
+    state: Path = args.state
+    shared = None
+    known: list[str] | None = None
+    if args.config is not None:
+        from supervisor.config import load_config
+        from supervisor.ha import checkpoints_from_config
+
+        config = load_config(args.config)
+        state, known = config.state_dir, [m.name for m in config.models]
+        shared = checkpoints_from_config(config.ha)
+    try:
+        audit: AuditTrail
+        if shared is not None:
+            from supervisor.audit import PostgresAuditLog
+            from supervisor.ha import PostgresDocument, setup_shared_state
+
+            setup_shared_state(shared.pool)
+            audit = PostgresAuditLog(shared.pool, clock)
+            document = PostgresDocument(shared.pool, "pause")
+        elif not (state / "audit.jsonl").exists():
+            raise SupervisorError(f"{str(state)!r} has no audit log; pass a supervisor's state dir")
+        else:
+            audit, document = AuditLog(state / "audit.jsonl", clock), None
+        try:
+            switch = PauseSwitch(
+                state / "pause.json",
+                Recorder(audit, trace.get_tracer("mlops-supervisor")),
+                clock,
+                known_models=known,
+                shared=document,
+            )
+            verb = switch.pause if args.verb == "pause" else switch.resume
+            changed = verb(args.model, args.by)
+        finally:
+            audit.close()
+    finally:
+        if shared is not None:
+            shared.close()
     scope = args.model or "all models"
-    state = "paused" if args.verb == "pause" else "resumed"
-    print(f"{scope}: {state} by {args.by}" if changed else f"{scope}: already {state}")
+    done = "paused" if args.verb == "pause" else "resumed"
+    print(f"{scope}: {done} by {args.by}" if changed else f"{scope}: already {done}")
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fake_slack import FakeSlack, start_fake_slack
 from fastapi.testclient import TestClient
 from leasekit import DiesAfterWrite, elector, emulator_fixture, lease  # noqa: F401
@@ -28,6 +29,7 @@ from slackkit import BOT_TOKEN, CHANNEL, NOW, SECRET, USERS, block_actions, sign
 
 from supervisor.audit import verify_postgres
 from supervisor.chatops import ChatOps, SlackConfig, mount_slack
+from supervisor.cli import main
 from supervisor.config import config_from_dict
 from supervisor.demo import sim_backends
 from supervisor.domain import AuditKind, IncidentStatus
@@ -286,6 +288,29 @@ def test_a_slack_click_on_a_follower_is_applied_by_the_leader_and_one_message_fo
         leader.close()
         server.shutdown()
         server.server_close()
+
+
+def test_the_cli_pause_with_the_services_config_reaches_every_replica(
+    pair: tuple[Replica, Replica], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leader, follower = pair
+    config = tmp_path / "config.yaml"
+    raw = config_dict(tmp_path / "cli-state", ha={"postgres_dsn_env": DSN_ENV})
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert main(["pause", MODEL, "--by", "bob", "--config", str(config)]) == 0
+    assert "m: paused by bob" in capsys.readouterr().out
+    for replica in pair:
+        assert replica.client.get("/pause").json()["models"][MODEL]["by"] == "bob"
+    assert main(["resume", MODEL, "--by", "bob", "--config", str(config)]) == 0
+    assert leader.client.get("/pause").json()["models"] == {}
+    events = [
+        r.data["pause"]["event"]
+        for r in follower.sup.audit.find(AuditKind.INCIDENT_UPDATED)
+        if "pause" in r.data
+    ]
+    assert events == ["paused", "resumed"]  # in the shared trail
+    assert not (tmp_path / "cli-state" / "audit.jsonl").exists()
+    assert main(["pause", "nope", "--by", "bob", "--config", str(config)]) == 2
 
 
 # ------------------------------------------------------------------ the Lease, with Postgres
