@@ -22,6 +22,7 @@ from supervisor.config import config_from_dict
 from supervisor.demo import demo_config
 from supervisor.domain import AuditKind, IncidentStatus
 from supervisor.service import ServiceRuntime, create_app, readiness_probes
+from supervisor.service._health import WarmUp
 from supervisor.service._scheduler import Scheduler
 
 NO_SCHEDULER = {"service": {"check_interval_seconds": 0}}
@@ -353,3 +354,34 @@ def test_pause_api_holds_back_actions_and_is_audited(tmp_path: Path) -> None:
         assert served.rig.verified()
     finally:
         served.close()
+
+
+def test_readyz_answers_warming_up_until_the_warm_up_finished(tmp_path: Path) -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+    warm_up = WarmUp(
+        [
+            ("import a heavy library", gate.wait),
+            ("a step that fails", lambda: 1 / 0),  # logged; warm-up still finishes
+            ("after the failure", lambda: ran.append("after")),
+        ]
+    )
+    _app, runtime, backends = make_service(tmp_path)
+    probes = readiness_probes(runtime.supervisor.config, tmp_path, backends.read)
+    client = TestClient(create_app(runtime, probes=probes, warm_up=warm_up))
+    try:
+        res = client.get("/readyz")
+        assert res.status_code == 503
+        assert res.json() == {
+            "status": "warming up",
+            "checks": {"state": "ok", "warm_up": "running: import a heavy library"},
+        }
+        warm_up.start()
+        gate.set()
+        assert warm_up.wait(10)
+        assert ran == ["after"]
+        res = client.get("/readyz")
+        assert res.status_code == 200
+        assert res.json() == {"status": "ready", "checks": {"state": "ok"}}
+    finally:
+        close_service(runtime, backends)

@@ -170,6 +170,12 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                     return False
 
             wait_for(up, timeout=60, what="the service to answer")
+            # Ready once the background warm-up (the Evidently import) has finished.
+            wait_for(
+                lambda: client.get("/readyz").status_code == 200,
+                timeout=60,
+                what="the service to be ready",
+            )
             assert client.get("/readyz").json() == {"status": "ready", "checks": {"state": "ok"}}
             res = client.post("/alerts", json=payload()).json()
             assert len(res["opened"]) == 1

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from supervisor.domain import IncidentStatus
 
 from ._alertmanager import WebhookPayload
-from ._health import Probe, run_probes
+from ._health import Probe, WarmUp, run_probes
 from ._runtime import ApprovalRefused, ServiceRuntime
 from ._views import incident_detail, incident_summary
 
@@ -79,6 +79,7 @@ def create_app(
     *,
     probes: list[Probe] | None = None,
     approval_token: str | None = None,
+    warm_up: WarmUp | None = None,
 ) -> FastAPI:
     """The service's routes over one runtime (no globals: tests build as many as they like).
 
@@ -88,6 +89,8 @@ def create_app(
             makes the service unready.
         approval_token: Bearer token of the approval API; default: the environment variable
             named by ``service.approval_token_env``. Unset or empty: the API answers 503.
+        warm_up: Background work after the start; ``/readyz`` answers 503 "warming up"
+            until it has finished.
     """
     config = runtime.supervisor.config
     limit = config.service.intake.max_body_bytes
@@ -111,10 +114,14 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        """Readiness: configured backends reachable, state writable; 503 naming what failed."""
+        """Readiness: warm-up finished, configured backends reachable, state writable; 503
+        naming what failed (or the warm-up step still running)."""
         if runtime.closed:
             return JSONResponse({"status": "stopping", "checks": {}}, status_code=503)
         ok, checks = run_probes(probes)
+        if warm_up is not None and not warm_up.done:
+            checks["warm_up"] = f"running: {warm_up.current}"
+            return JSONResponse({"status": "warming up", "checks": checks}, status_code=503)
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "checks": checks},
             status_code=200 if ok else 503,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,8 @@ from urllib.parse import urlparse
 
 from supervisor.config import SupervisorConfig
 from tools import ReadBackends
+
+log = logging.getLogger("mlops_supervisor.service")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,54 @@ def run_probes(probes: list[Probe]) -> tuple[bool, dict[str, str]]:
         except Exception as err:  # a probe reports, it never raises
             results[probe.name] = f"{type(err).__name__}: {err}"[:500]
     return all(v == "ok" for v in results.values()), results
+
+
+class WarmUp:
+    """Slow one-off work (heavy imports) a service does on a background thread after it
+    starts, so that neither the boot nor the first incident waits for it.
+
+    ``/readyz`` answers 503 "warming up" until every step has run: the work competes for the
+    GIL with request handling, so a Kubernetes Service sends no traffic to the pod meanwhile.
+    A step that fails is logged and counts as done (it only moved work earlier: whatever
+    needs it pays for it, or fails, later).
+    """
+
+    def __init__(self, steps: list[tuple[str, Callable[[], object]]]) -> None:
+        self.steps = steps
+        self._done = threading.Event()
+        self._current = steps[0][0] if steps else ""
+        if not steps:
+            self._done.set()
+
+    def start(self) -> None:
+        """Run the steps, in order, on a daemon thread."""
+        if self.steps:
+            threading.Thread(target=self._run, name="warm-up", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for name, step in self.steps:
+                self._current = name
+                try:
+                    step()
+                except Exception:
+                    log.exception("warm-up step %s failed; what needs it pays later", name)
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """True once every step ran (or failed)."""
+        return self._done.is_set()
+
+    @property
+    def current(self) -> str:
+        """The step running now (the first one before :meth:`start`)."""
+        return self._current
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until done; whether it is."""
+        return self._done.wait(timeout)
 
 
 def readiness_probes(config: SupervisorConfig, state_dir: Path, read: ReadBackends) -> list[Probe]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from ._backends import Backends
+    from ._health import WarmUp
     from ._runtime import ServiceRuntime
 
 
@@ -36,11 +37,16 @@ class Service:
 
 
 def build_service(
-    config: SupervisorConfig, *, state_dir: Path | None = None, approval_token: str | None = None
+    config: SupervisorConfig,
+    *,
+    state_dir: Path | None = None,
+    approval_token: str | None = None,
+    warm_up: WarmUp | None = None,
 ) -> Service:
     """A service for ``config``: real adapters where configured, the simulated world elsewhere.
 
     The approval token defaults to the environment variable ``service.approval_token_env``.
+    With ``warm_up``, ``/readyz`` answers 503 until it has finished (the caller starts it).
     """
     from supervisor.metrics import SupervisorMetrics
     from supervisor.runtime import Supervisor
@@ -78,7 +84,7 @@ def build_service(
     )
     runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=backends.clock.stopping)
     probes = readiness_probes(config, sup.state_dir, backends.read)
-    app = create_app(runtime, probes=probes, approval_token=approval_token)
+    app = create_app(runtime, probes=probes, approval_token=approval_token, warm_up=warm_up)
     if config.slack is not None:
         from supervisor.chatops import ChatOps, mount_slack
 
@@ -90,7 +96,7 @@ def build_service(
     return Service(app=app, runtime=runtime, backends=backends)
 
 
-def _warm_drift() -> None:
+def _import_evidently() -> None:
     import warnings
 
     with warnings.catch_warnings():
@@ -105,6 +111,8 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     did not finish resumes on the next start."""
     import uvicorn
 
+    from ._health import WarmUp
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = load_config(config_path)
     # Incident graphs (Evidently, pandas) hold the GIL for the default 5 ms slices; every
@@ -112,10 +120,12 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     # slice keeps webhook latency down while graphs run (measured: 53 -> 74 notifications/s
     # during a storm of new incidents, p99 750 -> 600 ms; see benchmarks/bench_alert_load.py).
     sys.setswitchinterval(0.0005)
-    service = build_service(config)
     # Evidently costs ~3 s of CPU to import; pay it now, beside the service, not inside the
-    # first incident (where it would also stall webhook intake for that long).
-    threading.Thread(target=_warm_drift, name="warm-drift", daemon=True).start()
+    # first incident. Until it is done the pod is not ready: the import holds the GIL in long
+    # stretches and would stall webhook intake (p99 latency) for those seconds.
+    warm_up = WarmUp([("import evidently", _import_evidently)])
+    service = build_service(config, warm_up=warm_up)
+    warm_up.start()
     # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;
     # with the default handlers that would kill the process before the state is closed.
     received: list[int] = []
