@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +160,27 @@ def make_traffic(
     }
 
 
+@dataclass
+class Sent:
+    """What :func:`send_all` measured."""
+
+    latencies: list[float]  # seconds, request sent to response read
+    sent_at: list[float]  # seconds from the first request, per latency
+    wall: float  # seconds, first request sent to last response read
+    errors: int  # answers other than 200
+
+
 async def send_all(
     url: str, sent: list[tuple[int, dict[str, Any]]], connections: int, rate: float
-) -> tuple[list[float], float, int]:
-    """Send over ``connections`` keep-alive connections; (latencies s, wall s, errors)."""
+) -> Sent:
+    """Send over ``connections`` keep-alive connections."""
     import aiohttp
 
     lanes: list[list[tuple[int, bytes]]] = [[] for _ in range(connections)]
     for i, (g, body) in enumerate(sent):
         lanes[g % connections].append((i, json.dumps(body).encode()))
     latencies: list[float] = []
+    sent_at: list[float] = []  # seconds from the start, per latency
     errors = 0
     start = time.perf_counter()
 
@@ -188,9 +201,10 @@ async def send_all(
                     if res.status != 200:
                         errors += 1
                 latencies.append(time.perf_counter() - t0)
+                sent_at.append(t0 - start)
 
     await asyncio.gather(*(lane(items) for items in lanes if items))
-    return latencies, time.perf_counter() - start, errors
+    return Sent(latencies, sent_at, time.perf_counter() - start, errors)
 
 
 def account(state_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +267,28 @@ def _wait_incidents(base: str, bound: float = 300) -> None:
         time.sleep(0.2)
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process (all its threads) so far; 0 without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _service_pid(proc: subprocess.Popen[bytes], profiled: bool) -> int:
+    """The service's pid: under py-spy, the profiler's child."""
+    if not profiled:
+        return proc.pid
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for _ in range(100):
+        with contextlib.suppress(OSError, ValueError):
+            return int(children.read_text().split()[0])
+        time.sleep(0.05)
+    return proc.pid
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -303,17 +339,24 @@ def main() -> int:
     try:
         import httpx
 
+        # Traffic starts when the service is ready, as a Kubernetes Service sends it: /readyz
+        # answers 503 while the service warms up (the Evidently import) after /healthz is up.
         t_boot = time.perf_counter()
+        boot = 0.0
         while True:
-            if proc.poll() is not None:
+            if proc.poll() is not None or time.perf_counter() - t_boot > 300:
                 print((root / "serve.log").read_text()[-3000:], file=sys.stderr)
+                print("the service exited or was not ready within 300 s", file=sys.stderr)
                 return 1
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if not boot and httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    boot = time.perf_counter() - t_boot
+                if boot and httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        boot = time.perf_counter() - t_boot
+                pass
+            time.sleep(0.05)
+        ready = time.perf_counter() - t_boot
         measured = sent
         if args.warm:  # open the incidents first and let their graphs finish, then measure
             firsts = {g: i for i, (g, _) in reversed(list(enumerate(sent)))}
@@ -322,9 +365,13 @@ def main() -> int:
             asyncio.run(send_all(f"{base}/alerts", warm, 1, 0))
             _wait_incidents(base)
         load_before = os.getloadavg()[0]
-        latencies, wall, errors = asyncio.run(
-            send_all(f"{base}/alerts", measured, args.connections, args.rate)
-        )
+        pid = _service_pid(proc, bool(args.py_spy))
+        cpu_before, cpu_client = _cpu_seconds(pid), time.process_time()
+        run = asyncio.run(send_all(f"{base}/alerts", measured, args.connections, args.rate))
+        latencies, wall, errors = run.latencies, run.wall, run.errors
+        cpu_after = _cpu_seconds(pid)
+        cpu_user, cpu_sys = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+        cpu_client = time.process_time() - cpu_client
         load_after = os.getloadavg()[0]
         _wait_incidents(base)  # the workers finish before the stop, so the log is complete
     finally:
@@ -350,7 +397,10 @@ def main() -> int:
     )
     # The machine may be shared: the 1-minute load average says how much else was running.
     print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after the run")
-    print(f"service: {args.workers} incident workers; boot to /healthz {boot:.1f} s")
+    print(
+        f"service: {args.workers} incident workers; start to /healthz {boot:.1f} s, "
+        f"to /readyz (warmed up) {ready:.1f} s"
+    )
     print(
         f"sent {len(sent)} notifications ({len(latencies)} measured{warmed}; "
         f"{expected['alerts']} alerts, {len(expected['groups'])} "
@@ -360,6 +410,22 @@ def main() -> int:
     print(
         f"latency: p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} "
         f"ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    # The first seconds carry the new incidents' graphs: show how latency moves over the run.
+    windows: dict[int, list[float]] = {}
+    for at, latency in zip(run.sent_at, latencies, strict=True):
+        windows.setdefault(int(at // 5), []).append(latency)
+    print(
+        "p99 latency by 5-s window: "
+        + ", ".join(f"{pct(v, 0.99) * 1000:.0f}" for _, v in sorted(windows.items()))
+        + " ms"
+    )
+    # CPU used while the notifications were sent (the service's includes its incident graphs).
+    cpu_service = cpu_user + cpu_sys
+    print(
+        f"cpu: service {cpu_service:.1f} s (user {cpu_user:.1f}, system {cpu_sys:.1f}; "
+        f"{cpu_service / len(latencies) * 1e6:,.0f} us per notification), client "
+        f"{cpu_client:.1f} s, of {wall * (os.cpu_count() or 1):.1f} CPU-seconds the machine had"
     )
     print(
         f"audit: {checks['signal_records']} signal records for {expected['alerts']} alerts sent "
