@@ -57,21 +57,3 @@ def elector(emu: KubeEmulator, tmp_path: Path, who: str, clock: Any) -> LeaseEle
 
 def lease(emu: KubeEmulator) -> dict[str, Any]:
     return emu.get("coordination.k8s.io", "leases", NS, LEASE)
-
-
-class DiesAfterWrite:
-    """A deploy port whose write takes effect, and then the leader's process dies."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._inner, name)
-        if name == "status":
-            return real
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            real(*args, **kwargs)
-            raise SystemExit(f"leader died after {name}")
-
-        return call

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -226,3 +226,32 @@ def write_policy(path: Path, rules: list[dict[str, Any]], **defaults: Any) -> Pa
     }  # fmt: skip
     path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
     return path
+
+
+class AfterWrite:
+    """A write port whose calls take effect and then ``then(method)`` runs: a process that dies
+    right after its write reached the world. Reads (``status``) pass through."""
+
+    def __init__(self, inner: Any, then: Callable[[str], object]) -> None:
+        self._inner, self._then = inner, then
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._inner, name)
+        if name == "status":
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            self._then(name)
+            return result
+
+        return call
+
+
+def exit_after(what: str) -> Callable[[str], NoReturn]:
+    """A ``then`` for :class:`AfterWrite`: ``SystemExit("<what> after <method>")``."""
+
+    def then(name: str) -> NoReturn:
+        raise SystemExit(f"{what} after {name}")
+
+    return then

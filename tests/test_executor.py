@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simworld import MODEL, REPO, deploy, make_rig, world_spec
+from simworld import MODEL, REPO, AfterWrite, deploy, exit_after, make_rig, world_spec
 
 from supervisor import PolicyViolation, SimClock
 from supervisor._recorder import Recorder
@@ -424,28 +424,10 @@ def test_crash_after_training_finds_the_run_instead_of_training_again(bench: Ben
 # ------------------------------------------------------------------ crash inside the graph
 
 
-class _DiesAfterCall:
-    """A deploy port whose writes take effect and then the 'process' dies."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._inner, name)
-        if name == "status":
-            return real
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            real(*args, **kwargs)
-            raise SystemExit(f"killed after {name}")
-
-        return call
-
-
 def _dying(write: WriteBackends) -> WriteBackends:
     return WriteBackends(
         registry=write.registry,
-        deploy=_DiesAfterCall(write.deploy),  # type: ignore[arg-type]
+        deploy=AfterWrite(write.deploy, exit_after("killed")),  # type: ignore[arg-type]
         train=write.train,
         notifier=write.notifier,
     )

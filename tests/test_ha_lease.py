@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from kube_emulator import KubeEmulator
-from leasekit import LEASE, NS, DiesAfterWrite, elector, emulator_fixture, lease  # noqa: F401
-from simworld import config_dict, deploy, world_spec
+from leasekit import LEASE, NS, elector, emulator_fixture, lease  # noqa: F401
+from simworld import AfterWrite, config_dict, deploy, exit_after, world_spec
 
 import supervisor.ha
 from supervisor import SimClock
@@ -162,7 +162,7 @@ def test_the_new_leader_finishes_the_dead_leaders_incident_without_repeating_it(
     _, write = sim_backends(world)
     dying = WriteBackends(
         registry=write.registry,
-        deploy=DiesAfterWrite(write.deploy),  # type: ignore[arg-type]
+        deploy=AfterWrite(write.deploy, exit_after("leader died")),  # type: ignore[arg-type]
         train=write.train,
         notifier=write.notifier,
     )

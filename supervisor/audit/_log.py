@@ -21,6 +21,7 @@ from supervisor.domain import AuditKind, AuditRecord
 # The private module, not the package: supervisor.telemetry imports this package in turn.
 from supervisor.telemetry._context import current_ids
 
+from ._index import RecordIndex
 from ._json import jsonable
 from ._redact import redact
 from ._seal import seal
@@ -77,9 +78,7 @@ class AuditLog:
         self._deferred = threading.local()  # depth and last position inside deferred_sync()
         self._chain = ChainState()
         self._offset = 0
-        self._records: list[AuditRecord] = []
-        self._by_kind: dict[AuditKind, list[int]] = {}
-        self._by_incident: dict[str | None, list[int]] = {}
+        self._indexed = RecordIndex()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         try:
@@ -261,11 +260,7 @@ class AuditLog:
     def records(self, incident_id: str | None = None) -> list[AuditRecord]:
         """All records in order, or only those of ``incident_id``. Copies: mutate freely."""
         with self._locked(fcntl.LOCK_SH):
-            if incident_id is None:
-                found = list(self._records)
-            else:
-                found = [self._records[i] for i in self._by_incident.get(incident_id, [])]
-        return [r.model_copy(deep=True) for r in found]
+            return self._indexed.select(incident_id)
 
     def find(
         self,
@@ -277,15 +272,8 @@ class AuditLog:
         """Records of ``kind`` in order, optionally of one incident, whose ``data`` has every
         top-level key of ``where`` with an equal value (compared after JSON conversion, so
         enums match their values)."""
-        wanted = jsonable(where or {})
         with self._locked(fcntl.LOCK_SH):
-            found = [
-                r
-                for r in (self._records[i] for i in self._by_kind.get(kind, []))
-                if (incident_id is None or r.incident_id == incident_id)
-                and all(k in r.data and r.data[k] == v for k, v in wanted.items())
-            ]
-        return [r.model_copy(deep=True) for r in found]
+            return self._indexed.find(kind, incident_id, where)
 
     def __len__(self) -> int:
         with self._locked(fcntl.LOCK_SH):
@@ -378,7 +366,4 @@ class AuditLog:
             )
 
     def _index(self, record: AuditRecord) -> None:
-        position = len(self._records)
-        self._records.append(record)
-        self._by_kind.setdefault(record.kind, []).append(position)
-        self._by_incident.setdefault(record.incident_id, []).append(position)
+        self._indexed.add(record)

@@ -43,6 +43,7 @@ from supervisor.domain import AuditKind, AuditRecord
 # The private module, not the package: supervisor.telemetry imports this package in turn.
 from supervisor.telemetry._context import current_ids
 
+from ._index import RecordIndex
 from ._json import jsonable
 from ._redact import redact, redact_text
 from ._seal import seal
@@ -149,9 +150,7 @@ class PostgresAuditLog:
         self._lock = threading.Lock()
         self._closed = False
         self._chain = ChainState()
-        self._records: list[AuditRecord] = []
-        self._by_kind: dict[AuditKind, list[int]] = {}
-        self._by_incident: dict[str | None, list[int]] = {}
+        self._indexed = RecordIndex()
         problem = self._with_retry("cannot open", self._open)
         if problem is not None:
             raise self._broken(problem)
@@ -194,7 +193,7 @@ class PostgresAuditLog:
                 self._follow(conn)
                 for earlier in sealed:
                     if self._stored(earlier):
-                        return self._records[earlier.seq]
+                        return self._indexed[earlier.seq]
                 record, line = seal(
                     seq=self._chain.count,
                     ts=when,
@@ -237,11 +236,7 @@ class PostgresAuditLog:
         mutate freely."""
         with self._lock:
             self._refresh()
-            if incident_id is None:
-                found = list(self._records)
-            else:
-                found = [self._records[i] for i in self._by_incident.get(incident_id, [])]
-        return [r.model_copy(deep=True) for r in found]
+            return self._indexed.select(incident_id)
 
     def find(
         self,
@@ -253,16 +248,9 @@ class PostgresAuditLog:
         """Records of ``kind`` in order, optionally of one incident, whose ``data`` has every
         top-level key of ``where`` with an equal value (compared after JSON conversion, so
         enums match their values)."""
-        wanted = jsonable(where or {})
         with self._lock:
             self._refresh()
-            found = [
-                r
-                for r in (self._records[i] for i in self._by_kind.get(kind, []))
-                if (incident_id is None or r.incident_id == incident_id)
-                and all(k in r.data and r.data[k] == v for k, v in wanted.items())
-            ]
-        return [r.model_copy(deep=True) for r in found]
+            return self._indexed.find(kind, incident_id, where)
 
     def __len__(self) -> int:
         with self._lock:
@@ -292,7 +280,7 @@ class PostgresAuditLog:
     def _open(self) -> _Problem | None:
         # From scratch on every attempt: a retry reads the store again from seq 0.
         self._chain = ChainState()
-        self._records, self._by_kind, self._by_incident = [], {}, {}
+        self._indexed = RecordIndex()
         with self._pool.connection() as conn:
             _setup(conn)
             with _snapshot(conn):
@@ -331,7 +319,7 @@ class PostgresAuditLog:
 
     def _stored(self, record: AuditRecord) -> bool:
         """Whether ``record`` (sealed by an attempt whose commit failed) is in the chain."""
-        return record.seq < len(self._records) and self._records[record.seq].hash == record.hash
+        return record.seq < len(self._indexed) and self._indexed[record.seq].hash == record.hash
 
     def _with_retry(self, doing: str, operation: Callable[[], _T]) -> _T:
         import psycopg
@@ -377,10 +365,7 @@ class PostgresAuditLog:
             raise AuditIntegrityError(f"audit store {self.where!r} is closed")
 
     def _index(self, record: AuditRecord) -> None:
-        position = len(self._records)
-        self._records.append(record)
-        self._by_kind.setdefault(record.kind, []).append(position)
-        self._by_incident.setdefault(record.incident_id, []).append(position)
+        self._indexed.add(record)
 
 
 # --- verification, export, reading without a log object ---------------------------------

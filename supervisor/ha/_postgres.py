@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from supervisor._errors import ConfigError
+from supervisor.audit._postgres import describe_dsn
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres import PostgresSaver
@@ -54,7 +55,7 @@ def postgres_checkpoints(dsn: str, *, max_connections: int = 16) -> PostgresChec
     except (psycopg.Error, PoolTimeout) as err:
         pool.close()
         raise ConfigError(
-            f"postgres checkpoints: cannot use {_where(dsn)!r}: {err}; check that the server "
+            f"postgres checkpoints: cannot use {describe_dsn(dsn)!r}: {err}; check that the server "
             "runs and the DSN (host, port, user, database) is right"
         ) from err
     return PostgresCheckpoints(saver=saver, pool=pool)
@@ -71,14 +72,3 @@ def checkpoints_from_config(config: HAConfig) -> PostgresCheckpoints | None:
             "variable is empty; set it to the Postgres DSN (postgresql://user:pw@host/db)"
         )
     return postgres_checkpoints(dsn)
-
-
-def _where(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparsable DSN>"
-    return " ".join(f"{k}={v}" for k, v in sorted(parts.items()) if k != "password")

@@ -15,7 +15,6 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:  # run as a script (the child replica): the helpers must import
@@ -23,7 +22,7 @@ if str(TESTS) not in sys.path:  # run as a script (the child replica): the helpe
 
 import pytest  # noqa: E402
 from pg_server import pg_dsn_fixture, postgres_server_fixture  # noqa: E402, F401 (fixtures)
-from simworld import config_dict, deploy, fault, world_spec  # noqa: E402
+from simworld import AfterWrite, config_dict, deploy, fault, world_spec  # noqa: E402
 
 from supervisor.audit import verify_postgres  # noqa: E402
 from supervisor.config import config_from_dict  # noqa: E402
@@ -142,23 +141,10 @@ def test_a_replica_killed_mid_action_is_resumed_from_postgres_by_another(
     assert not (state_dir / "audit.jsonl").exists()  # the trail is in Postgres
 
 
-class _KilledAfterWrite:
-    """A deploy port whose write takes effect, the world is saved, then SIGKILL."""
-
-    def __init__(self, inner: Any, world: SimWorld, state_dir: Path) -> None:
-        self._inner, self._world, self._state_dir = inner, world, state_dir
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._inner, name)
-        if name == "status":
-            return real
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            real(*args, **kwargs)
-            save_world(self._world, self._state_dir)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        return call
+def _kill_saving(world: SimWorld, state_dir: Path) -> None:
+    """The write reached the world: save it as the cluster would keep it, then die hard."""
+    save_world(world, state_dir)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _child(state_dir: Path) -> None:
@@ -167,7 +153,7 @@ def _child(state_dir: Path) -> None:
     _read, write = sim_backends(world)
     dying = WriteBackends(
         registry=write.registry,
-        deploy=_KilledAfterWrite(write.deploy, world, state_dir),
+        deploy=AfterWrite(write.deploy, lambda _name: _kill_saving(world, state_dir)),  # type: ignore[arg-type]
         train=write.train,
         notifier=write.notifier,
     )

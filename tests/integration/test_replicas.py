@@ -21,10 +21,10 @@ import pytest
 import yaml
 from fake_slack import FakeSlack, start_fake_slack
 from fastapi.testclient import TestClient
-from leasekit import DiesAfterWrite, elector, emulator_fixture, lease  # noqa: F401
+from leasekit import elector, emulator_fixture, lease  # noqa: F401
 from pg_server import pg_dsn_fixture, postgres_server_fixture  # noqa: F401 (fixtures)
 from servicekit import TOKEN, auth, payload, wait_for
-from simworld import MODEL, config_dict, deploy, fault, world_spec
+from simworld import MODEL, AfterWrite, config_dict, deploy, exit_after, fault, world_spec
 from slackkit import BOT_TOKEN, CHANNEL, NOW, SECRET, USERS, block_actions, sign
 
 from supervisor.audit import verify_postgres
@@ -331,7 +331,7 @@ def test_the_leader_dies_mid_action_and_the_next_lease_holder_finishes_it_once(
     read, write = sim_backends(world)
     dying = WriteBackends(
         registry=write.registry,
-        deploy=DiesAfterWrite(write.deploy),  # type: ignore[arg-type]
+        deploy=AfterWrite(write.deploy, exit_after("leader died")),  # type: ignore[arg-type]
         train=write.train,
         notifier=write.notifier,
     )
