@@ -446,3 +446,57 @@ def test_a_failed_fsync_stops_the_log(tmp_path: Path, monkeypatch: pytest.Monkey
     result = verify(path)  # the unsynced record is there, but the head never claimed it
     assert (result.ok, result.records) == (True, 2)
     assert "lags the log by 1 record" in result.reason
+
+
+def test_sync_inside_a_deferred_block_flushes_the_data_and_the_block_end_the_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, SimClock())
+    log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={"i": 0})
+    real_fsync = os.fdatasync
+    synced: list[str] = []  # which file each fsync flushed, with the log's size then
+
+    def tracking_fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append(f"log:{st.st_size}" if st.st_ino == path.stat().st_ino else "head")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", tracking_fsync)
+
+    def head_count() -> int:
+        return int(json.loads(path.with_name("audit.jsonl.head").read_text())["count"])
+
+    with log.deferred_sync():
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={"i": 1})
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={"i": 2})
+        log.sync()  # what the incident index does before it writes its file
+        assert synced == [f"log:{path.stat().st_size}"]  # every record so far is on disk
+        assert head_count() == 1  # the head follows at the end of the block
+        log.sync()  # nothing new: no second fsync
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={"i": 3})
+    assert synced[1:] == [f"log:{path.stat().st_size}", "head"]
+    assert head_count() == 4
+    log.close()
+    assert verify(path).reason == "chain intact"
+
+
+def test_a_failed_sync_stops_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, SimClock())
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    # Leaving the block raises too: its records can never be covered.
+    with pytest.raises(AuditIntegrityError, match="refuses"), log.deferred_sync():
+        log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+        monkeypatch.setattr(os, "fdatasync", failing_fsync)
+        with pytest.raises(AuditIntegrityError, match=r"fsync .* failed"):
+            log.sync()
+        monkeypatch.undo()
+        with pytest.raises(AuditIntegrityError, match="refuses further appends"):
+            log.append(AuditKind.SIGNAL, incident_id=None, actor="x", data={})
+    log.close()
+    result = verify(path)  # the record is there, but no head ever claimed it
+    assert (result.ok, result.records) == (True, 1)

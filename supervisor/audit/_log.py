@@ -74,6 +74,7 @@ class AuditLog:
         self._synced = threading.Condition(self._lock)
         self._syncing = False
         self._durable = 0  # records covered by the last finished fsync and head update
+        self._on_disk = 0  # records covered by a finished fsync (head updated or not)
         self._failed: AuditIntegrityError | None = None
         self._deferred = threading.local()  # depth and last position inside deferred_sync()
         self._chain = ChainState()
@@ -165,10 +166,27 @@ class AuditLog:
 
     def sync(self) -> None:
         """Make every record appended so far durable now, also inside :meth:`deferred_sync`
-        (before writing state that must not get ahead of the log)."""
-        with self._lock:
+        (before writing state that must not get ahead of the log).
+
+        The data only: the head file is brought up to date, as always, by the append or the
+        :meth:`deferred_sync` block that wrote the records, before it returns. So a block that
+        syncs midway (the incident index does before each write of its file) pays one
+        ``fsync`` there, not also a head update (two more ``fsync`` and a rename, each a
+        hand-over of the GIL); the block's end covers the head once for all its records.
+        """
+        with self._synced:
+            if self._failed is not None:
+                raise self._failed
             position = self._chain.count
-        self._make_durable(position)
+            if self._on_disk >= position:
+                return
+            fd = self._require_fd()
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        with self._synced:
+            self._on_disk = max(self._on_disk, position)
 
     def _write(self, line: bytes) -> None:
         fd = self._require_fd()
@@ -204,18 +222,13 @@ class AuditLog:
                 os.fdatasync(fd)
                 tmp = self._write_head_tmp(target, last_hash)
             except OSError as exc:
-                self._failed = AuditIntegrityError(
-                    f"fsync of audit log {str(self._path)!r} or its head failed ({exc}): "
-                    f"records after {self._durable} may not be on disk, so the log refuses "
-                    "further appends. "
-                    "Restart, then run `mlops-supervisor audit verify` on it."
-                )
-                raise self._failed from exc
+                raise self._fail(exc) from exc
             installed = False
             try:
                 with self._locked(fcntl.LOCK_EX):
                     installed = self._install_head(tmp, target)
                     self._durable = max(self._durable, target)
+                    self._on_disk = max(self._on_disk, target)
             finally:
                 if not installed:
                     tmp.unlink(missing_ok=True)
@@ -223,6 +236,16 @@ class AuditLog:
             with self._synced:
                 self._syncing = False
                 self._synced.notify_all()
+
+    def _fail(self, exc: OSError) -> AuditIntegrityError:
+        """Stop the log after a failed ``fsync``: what reached the disk is unknown."""
+        self._failed = AuditIntegrityError(
+            f"fsync of audit log {str(self._path)!r} or its head failed ({exc}): "
+            f"records after {self._durable} may not be on disk, so the log refuses "
+            "further appends. "
+            "Restart, then run `mlops-supervisor audit verify` on it."
+        )
+        return self._failed
 
     def _write_head_tmp(self, count: int, last_hash: str) -> Path:
         """The new head in a temporary file, on disk; installed by :meth:`_install_head`.
