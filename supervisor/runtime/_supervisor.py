@@ -440,6 +440,13 @@ class Supervisor:
         """A JSON document replicas share (Postgres), or None when state is per directory."""
         return None if self._shared is None else PostgresDocument(self._shared.pool, name)
 
+    def ping_shared(self) -> None:
+        """One round trip to the Postgres that replicas share (readiness); raises if it fails."""
+        if self._shared is None:
+            return
+        with self._shared.pool.connection(timeout=5) as conn:
+            conn.execute("SELECT 1")
+
     @property
     def shared(self) -> bool:
         """Whether replicas share this supervisor's state (Postgres)."""

@@ -84,14 +84,25 @@ class WarmUp:
         return self._done.wait(timeout)
 
 
-def readiness_probes(config: SupervisorConfig, state_dir: Path, read: ReadBackends) -> list[Probe]:
-    """The probes of a service: the state directory always, then each real backend configured.
+def readiness_probes(
+    config: SupervisorConfig,
+    state_dir: Path,
+    read: ReadBackends,
+    *,
+    postgres: Callable[[], None] | None = None,
+) -> list[Probe]:
+    """The probes of a service: its state always, then each real backend configured.
 
-    Prometheus answers ``/-/ready``; Kubernetes one GET of the first watched model's object
-    (what the least-privilege Role allows); file drift: the configured paths exist. MLflow
-    artifact references are not probed (a download is not cheap).
+    State: the state directory's files are writable, or, when replicas share their state in
+    Postgres, the directory is writable (reports) and ``postgres`` (a round trip to the server)
+    succeeds. Prometheus answers ``/-/ready``; Kubernetes one GET of the first watched model's
+    object (what the least-privilege Role allows); file drift: the configured paths exist.
+    MLflow artifact references are not probed (a download is not cheap).
     """
-    probes = [Probe("state", lambda: _state_writable(state_dir))]
+    if postgres is None:
+        probes = [Probe("state", lambda: _state_writable(state_dir))]
+    else:
+        probes = [Probe("state", lambda: _writable(state_dir)), Probe("postgres", postgres)]
     prom = config.backends.prometheus
     if prom is not None:
         probes.append(Probe("prometheus", lambda: _prometheus_ready(prom.url, prom.timeout_s)))
@@ -112,8 +123,12 @@ def readiness_probes(config: SupervisorConfig, state_dir: Path, read: ReadBacken
 
 def _state_writable(state_dir: Path) -> None:
     for path in (state_dir, state_dir / "audit.jsonl", state_dir / "checkpoints.sqlite"):
-        if not os.access(path, os.W_OK):
-            raise OSError(f"{str(path)!r} is not writable (missing or read-only)")
+        _writable(path)
+
+
+def _writable(path: Path) -> None:
+    if not os.access(path, os.W_OK):
+        raise OSError(f"{str(path)!r} is not writable (missing or read-only)")
 
 
 def _prometheus_ready(url: str, timeout: float) -> None:

@@ -84,7 +84,9 @@ def build_service(
         leader=elector,
     )
     runtime = ServiceRuntime(sup, config.service.workers, metrics, stopping=backends.clock.stopping)
-    probes = readiness_probes(config, sup.state_dir, backends.read)
+    probes = readiness_probes(
+        config, sup.state_dir, backends.read, postgres=sup.ping_shared if sup.shared else None
+    )
     app = create_app(runtime, probes=probes, approval_token=approval_token, warm_up=warm_up)
     if config.slack is not None:
         from supervisor.chatops import ChatOps, mount_slack

@@ -36,7 +36,7 @@ from supervisor.domain import AuditKind, IncidentStatus
 from supervisor.ha import PostgresDocument, postgres_checkpoints, setup_shared_state
 from supervisor.llm import DailyTokenBudget
 from supervisor.runtime import Supervisor
-from supervisor.service import ServiceRuntime, create_app
+from supervisor.service import ServiceRuntime, create_app, readiness_probes, run_probes
 from supervisor.telemetry import TelemetryConfig, setup_tracing
 from tools import WriteBackends
 from tools.sim import SimWorld, build_world
@@ -311,6 +311,19 @@ def test_the_cli_pause_with_the_services_config_reaches_every_replica(
     assert events == ["paused", "resumed"]  # in the shared trail
     assert not (tmp_path / "cli-state" / "audit.jsonl").exists()
     assert main(["pause", "nope", "--by", "bob", "--config", str(config)]) == 2
+
+
+def test_readiness_asks_postgres_not_the_state_files(pair: tuple[Replica, Replica]) -> None:
+    leader, _ = pair
+    config, state = leader.sup.config, leader.state_dir
+    probes = readiness_probes(config, state, None, postgres=leader.sup.ping_shared)  # type: ignore[arg-type]
+    assert run_probes(probes) == (True, {"state": "ok", "postgres": "ok"})
+
+    def down() -> None:
+        raise OSError("connection refused")
+
+    ok, checks = run_probes(readiness_probes(config, state, None, postgres=down))  # type: ignore[arg-type]
+    assert not ok and checks["postgres"] == "OSError: connection refused"
 
 
 # ------------------------------------------------------------------ the Lease, with Postgres

@@ -120,6 +120,14 @@ def test_two_serve_processes_share_the_work_and_hand_over_on_sigterm(
     try:
         wait_for(lambda: _holder(emulator) == "replica-a", timeout=30, what="a to lead")
         b = Serve("replica-b", tmp_path, kube, pg_dsn)
+        for replica in (a, b):  # ready: the state dir (reports) and Postgres answer
+            wait_for(
+                lambda r=replica: r.http.get("/readyz").status_code == 200,  # type: ignore[misc]
+                timeout=60,
+                what=f"{replica.name} to be ready",
+            )
+            checks = replica.http.get("/readyz").json()["checks"]
+            assert checks["postgres"] == "ok" and checks["state"] == "ok", checks
 
         # the follower takes the webhook; only the leader can run it
         res = b.http.post("/alerts", json=payload())
