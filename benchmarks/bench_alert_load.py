@@ -1,10 +1,12 @@
 """Alertmanager load on ``mlops-supervisor serve``: 10,000 webhook notifications over loopback.
 
-Starts the real service (uvicorn, sim-backed models, rules reasoner) in a subprocess, sends
-the notifications from this process over a few keep-alive connections, and prints:
+Starts the real service (uvicorn, sim-backed models, rules reasoner) in a subprocess, waits
+until it is ready (``/readyz``), sends the notifications from this process over a few
+keep-alive connections, and prints:
 
 * sustained notifications per second (first request sent to last answer received),
-* p50 / p99 / max webhook latency (request sent to response read),
+* p50 / p99 / max webhook latency (request sent to response read), and p99 per 5-s window,
+* the CPU time the service and this client used meanwhile,
 * the accounting check, from the service's audit log after it stopped: every alert of every
   notification is one ``signal`` record (same fingerprint and status counts as sent), every
   watched group (model, symptom) landed in exactly one incident, and the incident index holds
@@ -19,11 +21,16 @@ connection in order, as Alertmanager sends them; groups interleave across connec
     python benchmarks/bench_alert_load.py [--notifications 10000] [--connections 8]
         [--rate 0 (as fast as it goes) | --rate 500 (open loop at 500/s)]
 
-Measured on a shared 2-CPU VM (load average 1.4-2.4 from other work), nothing lost in any run:
-before group commit and threaded intake 68/s, p99 441 ms; after, 260-315/s, p99 120-145 ms
-cold (30 incident graphs and the first Evidently import, ~3 s of CPU, share the GIL with intake
-for the first 10-17 s) and 415-520/s, p99 45-55 ms with ``--warm`` (intake of repeats alone).
-``--py-spy gil`` shows where the service's CPU goes; ``--py-spy wall`` where requests wait.
+Measured on a shared 2-CPU VM (Python 3.11.7), nothing lost in any run. Before group commit
+and threaded intake: 68/s, p99 441 ms. With them: 350-364/s, p99 110-123 ms (load average
+1.6-2.3; traffic from /healthz on, so the Evidently import still ran beside it). Now (intake on
+one lane thread in batches, POST /alerts past the middleware stack, traffic from /readyz on,
+the boot heap frozen for the collector, one fsync instead of a group commit where the incident
+index syncs mid-batch), in the same hour, load average 1.4-2.3: 564-777/s, p99 54-81 ms over
+five runs. The first 5 s hold the p99 (86-117 ms there, 14-57 ms after): the 30 new incidents'
+graphs share the GIL with intake. With ``--warm`` (intake of repeats alone): 752-991/s, p99
+16-19 ms. ``--py-spy gil`` shows where the service's CPU goes; ``--py-spy wall`` where requests
+wait.
 """
 
 from __future__ import annotations
