@@ -29,8 +29,11 @@ the boot heap frozen for the collector, one fsync instead of a group commit wher
 index syncs mid-batch), in the same hour, load average 1.4-2.3: 564-777/s, p99 54-81 ms over
 five runs. The first 5 s hold the p99 (86-117 ms there, 14-57 ms after): the 30 new incidents'
 graphs share the GIL with intake. With ``--warm`` (intake of repeats alone): 752-991/s, p99
-16-19 ms. ``--py-spy gil`` shows where the service's CPU goes; ``--py-spy wall`` where requests
-wait.
+16-19 ms. Then a resolution stopped rewriting the incident index (it is audited at once and
+indexed with the next write): side by side, load average 1.3-1.4, 635-649/s, p99 70-73 ms
+before and 723-812/s, p99 45-51 ms after; 870-1,058/s, p99 38-45 ms in three runs at load
+average 0.8-1.4. ``--py-spy gil`` shows where the service's CPU goes; ``--py-spy wall`` where
+requests wait.
 """
 
 from __future__ import annotations

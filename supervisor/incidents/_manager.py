@@ -7,9 +7,9 @@ folded or not.
 
 The incident index is a small JSON file, replaced atomically whenever what deduplication and
 recovery depend on changes: a new incident, a status change, a resolution, a new fingerprint or
-groupKey. A plain repeat only touches ``updated_at`` and ``signal_ids`` (the audit log has
-every signal), so it is written with the next change or :meth:`IncidentManager.flush`, not on
-its own: during an alert storm that would rewrite the whole index per notification. The index
+groupKey. A plain repeat or a resolution only touches ``updated_at``, ``signal_ids`` and
+``resolved_at`` (the audit log has every signal), so it is written with the next change or
+:meth:`IncidentManager.flush`, not on its own: during an alert storm that would rewrite the whole index per notification. The index
 is written after the audit log is durable, never ahead of it, and outside the manager's lock,
 so concurrent signals are decided while one waits for the disk.
 
@@ -285,7 +285,8 @@ class IncidentManager:
         persist = "fingerprints" in update or "group_keys" in update
         disposition = "folded into open incident"
         if signal.status == "resolved":
-            persist = True
+            # Shown, never matched on: like a plain repeat it waits for the next write (the
+            # audit log has the resolution either way).
             update["resolved_at"] = signal.observed_at
             disposition = "resolved notification recorded"
         elif base.get("cooldown"):
