@@ -4,7 +4,7 @@ the incident and approval API, health and metrics."""
 from ._alertmanager import Unmapped, WebhookAlert, WebhookPayload, signals_from_webhook
 from ._app import ApprovalAnswer, create_app
 from ._backends import Backends, ServiceStopping, WallClock, build_backends
-from ._health import Probe, readiness_probes, run_probes
+from ._health import Probe, WarmUp, readiness_probes, run_probes
 from ._runtime import ApprovalRefused, ServiceRuntime
 from ._serve import Service, build_service, serve
 
@@ -18,6 +18,7 @@ __all__ = [
     "ServiceStopping",
     "Unmapped",
     "WallClock",
+    "WarmUp",
     "WebhookAlert",
     "WebhookPayload",
     "build_backends",
