@@ -9,9 +9,10 @@ The incident index is a small JSON file, replaced atomically whenever what dedup
 recovery depend on changes: a new incident, a status change, a resolution, a new fingerprint or
 groupKey. A plain repeat or a resolution only touches ``updated_at``, ``signal_ids`` and
 ``resolved_at`` (the audit log has every signal), so it is written with the next change or
-:meth:`IncidentManager.flush`, not on its own: during an alert storm that would rewrite the whole index per notification. The index
-is written after the audit log is durable, never ahead of it, and outside the manager's lock,
-so concurrent signals are decided while one waits for the disk.
+:meth:`IncidentManager.flush`, not on its own: during an alert storm that would rewrite the
+whole index per notification. The index is written after the audit log is durable, never ahead
+of it, and outside the manager's lock, so concurrent signals are decided while one waits for
+the disk.
 
 Replicas share the index instead (``shared``, Postgres: :mod:`supervisor.ha`): each decision
 then holds the replicas' lock, first reads what other replicas changed, and writes every
