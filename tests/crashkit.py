@@ -225,12 +225,12 @@ class Setup:
 
     def connection(self) -> MlflowConnection:
         if self.tracking_uri is not None:
-            return MlflowConnection(tracking_uri=self.tracking_uri, max_retries=0, timeout_s=5)
+            return MlflowConnection(tracking_uri=self.tracking_uri, max_retries=0, timeout_s=30)
         return MlflowConnection.local(self.mlflow_dir)
 
     def kube_config(self) -> KubernetesConfig:
         return KubernetesConfig(
-            connection=KubernetesConnection(kubeconfig=self.kubeconfig, timeout_s=5),
+            connection=KubernetesConnection(kubeconfig=self.kubeconfig, timeout_s=30),
             models={
                 m: KServeTarget(namespace=NS, name=m, storage_uri_template=URI)
                 for m in self.kube_models
