@@ -2,11 +2,11 @@
 
     python benchmarks/bench_postgres_audit.py [--appends 1000] [--dsn-env VAR]
 
-Without ``--dsn-env`` it starts a throwaway cluster from the Debian package
-(``/usr/lib/postgresql/<version>/bin``) on loopback with the server's durable defaults
-(``fsync=on``, ``synchronous_commit=on``), so each append waits for its WAL flush as in
-production. With ``--dsn-env VAR`` it uses the server whose DSN is in ``$VAR`` (it creates and
-drops a scratch database there).
+Without ``--dsn-env`` it starts a throwaway server from the Debian package on loopback with
+the server's durable defaults (``fsync=on``, ``synchronous_commit=on``; see
+``_postgres_server.py``), so each append waits for its WAL flush as in production. With
+``--dsn-env VAR`` it uses the server whose DSN is in ``$VAR`` (it creates and drops a scratch
+database there).
 
 Prints appends/s and mean latency for: one writer on one connection; two writers (two
 replicas: two pools, one thread each) appending at once; the file log on the same disk, for
@@ -16,12 +16,7 @@ reference; and how long opening (reading and checking the whole chain) takes.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
-import pwd
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _postgres_server import throwaway_server  # noqa: E402
 from psycopg_pool import ConnectionPool  # noqa: E402
 
 from supervisor import SimClock  # noqa: E402
@@ -42,48 +38,6 @@ from supervisor.audit import AuditLog, PostgresAuditLog, verify_postgres  # noqa
 from supervisor.domain import AuditKind  # noqa: E402
 
 DATA = {"tool": "error_rate", "model": "churn", "window": "1h", "value": 0.0123, "status": "ok"}
-
-
-@contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """initdb + pg_ctl on a temporary directory, durable settings; the DSN of ``postgres``."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name.split(".")[0]),
-    )
-    if not found:
-        sys.exit("no Postgres server binaries: apt-get install postgresql")
-    bindir = Path(found[-1]).parent
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    base.chmod(0o755)
-    data = base / "data"
-    data.mkdir()
-    if prefix:
-        pwd.getpwnam("postgres")
-        shutil.chown(base, "postgres", "postgres")
-        shutil.chown(data, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    try:
-        subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
-             "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "-w", "start"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-            capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextmanager
@@ -181,7 +135,7 @@ def main() -> int:
         with scratch_database(server) as dsn:
             run(dsn, args.appends)
     else:
-        with throwaway_cluster() as server, scratch_database(server) as dsn:
+        with throwaway_server() as cluster, scratch_database(cluster.dsn) as dsn:
             run(dsn, args.appends)
     return 0
 
