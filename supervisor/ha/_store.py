@@ -14,6 +14,7 @@ happen only under that lock, so rows commit in ``version`` order and a reader th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,14 +60,19 @@ def setup_shared_state(pool: ConnectionPool[Any]) -> None:
 
 
 class PostgresIncidents:
-    """The incident index as rows of ``mlops_supervisor_incidents`` (JSON bodies)."""
+    """The incident index as rows of ``mlops_supervisor_incidents`` (JSON bodies).
+
+    A decision (:meth:`exclusive`) is one transaction on one connection: the replicas' lock
+    (``pg_advisory_xact_lock``), the refresh and the writes, committed as the lock is released.
+    """
 
     shared = True
 
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
-        self._seen = 0  # highest version this process has read
+        self._seen = 0  # highest version this process has read (or written itself)
         self._seen_lock = threading.Lock()
+        self._held = threading.local()  # the connection of this thread's exclusive block
 
     def load(self) -> list[Incident]:
         """Every incident, in the order they were opened."""
@@ -76,7 +82,7 @@ class PostgresIncidents:
         """Incidents written (by any replica) since the last call; all of them the first time."""
         with self._seen_lock:
             seen = self._seen
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT version, body FROM mlops_supervisor_incidents WHERE version > %s "
                 "ORDER BY version",
@@ -90,29 +96,51 @@ class PostgresIncidents:
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the replicas' incident lock (a session advisory lock on its own connection)."""
-        with self._pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (INCIDENTS_LOCK,))
+        """Hold the replicas' incident lock until the block ends; refreshes and writes inside
+        run on the lock's connection and transaction, committed at the end."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (INCIDENTS_LOCK,))
+            self._held.conn = conn
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (INCIDENTS_LOCK,))
+                self._held.conn = None
 
     def put(self, incidents: list[Incident]) -> None:
-        """Write changed incidents in one transaction; call inside :meth:`exclusive`."""
+        """Write changed incidents; inside :meth:`exclusive` (after its refresh), so this
+        process has seen every version before the ones written here."""
         if not incidents:
             return
         from psycopg.types.json import Jsonb
 
-        with self._pool.connection() as conn, conn.transaction():
+        held = getattr(self._held, "conn", None)
+        with (
+            self._connection() as conn,
+            contextlib.nullcontext() if held is not None else conn.transaction(),
+        ):
+            written = 0
             for inc in incidents:
-                conn.execute(
+                row = conn.execute(
                     "INSERT INTO mlops_supervisor_incidents (id, version, body) "
                     "VALUES (%s, nextval('mlops_supervisor_incident_version'), %s) "
                     "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, "
-                    "body = EXCLUDED.body",
+                    "body = EXCLUDED.body RETURNING version",
                     (inc.id, Jsonb(inc.model_dump(mode="json"))),
-                )
+                ).fetchone()
+                written = max(written, int(row["version"])) if row is not None else written
+        if held is not None:
+            # Under the lock nobody else writes: the next refresh need not read these back.
+            with self._seen_lock:
+                self._seen = max(self._seen, written)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self._pool.connection() as conn:
+            yield conn
 
 
 class PostgresDocument:
