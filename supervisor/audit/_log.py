@@ -19,12 +19,8 @@ from supervisor._errors import AuditIntegrityError
 from supervisor.domain import AuditKind, AuditRecord
 
 # The private module, not the package: supervisor.telemetry imports this package in turn.
-from supervisor.telemetry._context import current_ids
-
 from ._index import RecordIndex
-from ._json import jsonable
-from ._redact import redact
-from ._seal import seal
+from ._seal import draft
 from ._verify import (
     ChainError,
     ChainState,
@@ -111,27 +107,13 @@ class AuditLog:
         OpenTelemetry span (zeros outside any span). Values that are not JSON (datetimes,
         enums, pydantic models) are converted first; NaN and infinities become strings.
         """
-        when = self._clock.now() if ts is None else ts
-        if when.tzinfo is None:
-            raise ValueError(f"audit timestamps must be timezone-aware, got {when!r}")
-        payload = redact(jsonable(data))
-        if not isinstance(payload, dict):
-            raise TypeError(f"audit data must be a mapping, got {type(data).__name__}")
-        trace_id, span_id = current_ids()
+        pending = draft(
+            kind, incident_id=incident_id, actor=actor, data=data, ts=ts, clock=self._clock
+        )
         with self._locked(fcntl.LOCK_EX):
             if self._failed is not None:
                 raise self._failed
-            record, line = seal(
-                seq=self._chain.count,
-                ts=when,
-                kind=kind,
-                incident_id=incident_id,
-                actor=actor,
-                trace_id=trace_id,
-                span_id=span_id,
-                data=payload,
-                prev_hash=self._chain.last_hash,
-            )
+            record, line = pending.seal(self._chain.count, self._chain.last_hash)
             self._write(line)
             self._offset += len(line)
             self._chain.hashes.append(record.hash)

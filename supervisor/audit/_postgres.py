@@ -41,12 +41,9 @@ from supervisor._errors import AuditIntegrityError, ConfigError
 from supervisor.domain import AuditKind, AuditRecord
 
 # The private module, not the package: supervisor.telemetry imports this package in turn.
-from supervisor.telemetry._context import current_ids
-
 from ._index import RecordIndex
-from ._json import jsonable
-from ._redact import redact, redact_text
-from ._seal import seal
+from ._redact import redact_text
+from ._seal import draft
 from ._verify import (
     GENESIS_HASH,
     ChainError,
@@ -178,13 +175,9 @@ class PostgresAuditLog:
         OpenTelemetry span (zeros outside any span). Values that are not JSON (datetimes,
         enums, pydantic models) are converted first; NaN and infinities become strings.
         """
-        when = self._clock.now() if ts is None else ts
-        if when.tzinfo is None:
-            raise ValueError(f"audit timestamps must be timezone-aware, got {when!r}")
-        payload = redact(jsonable(data))
-        if not isinstance(payload, dict):
-            raise TypeError(f"audit data must be a mapping, got {type(data).__name__}")
-        trace_id, span_id = current_ids()
+        pending = draft(
+            kind, incident_id=incident_id, actor=actor, data=data, ts=ts, clock=self._clock
+        )
         sealed: list[AuditRecord] = []  # what each attempt sealed, in case its commit did land
 
         def attempt() -> AuditRecord:
@@ -194,17 +187,7 @@ class PostgresAuditLog:
                 for earlier in sealed:
                     if self._stored(earlier):
                         return self._indexed[earlier.seq]
-                record, line = seal(
-                    seq=self._chain.count,
-                    ts=when,
-                    kind=kind,
-                    incident_id=incident_id,
-                    actor=actor,
-                    trace_id=trace_id,
-                    span_id=span_id,
-                    data=payload,
-                    prev_hash=self._chain.last_hash,
-                )
+                record, line = pending.seal(self._chain.count, self._chain.last_hash)
                 sealed.append(record)
                 conn.execute(
                     _INSERT,
