@@ -335,6 +335,10 @@ class ServiceRuntime:
             raise ApprovalRefused(
                 403, f"{by!r} may not answer for {incident_id!r}; approvers are {pending.approvers}"
             )
+        if not sup.leading() and sup.answers is not None and sup.answers.pending_for(incident_id):
+            raise ApprovalRefused(
+                409, f"an answer for {incident_id!r} is already waiting for the leader replica"
+            )
         run = sup.approve if decision == "approved" else sup.deny
         if not self._pool.submit(incident_id, decision, lambda: run(incident_id, by, comment)):
             if self._closed:  # the approval still pends; the next process takes the answer

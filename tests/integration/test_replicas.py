@@ -244,7 +244,7 @@ def test_dedup_holds_when_both_replicas_take_a_storm_at_once(
 
 
 def test_approvals_on_a_follower_are_checked_before_they_are_queued(
-    pair: tuple[Replica, Replica],
+    pair: tuple[Replica, Replica], drifting: SimWorld
 ) -> None:
     leader, follower = pair
     [inc_id] = follower.client.post("/alerts", json=payload(**DRIFT)).json()["opened"]
@@ -255,6 +255,18 @@ def test_approvals_on_a_follower_are_checked_before_they_are_queued(
     assert res.status_code == 403
     assert follower.sup.queued_answers() == []
     assert leader.status(inc_id) == "awaiting_approval"
+
+    leader.gate.leading = False  # nobody leads for a while: the answer waits in Postgres
+    res = follower.client.post(f"/incidents/{inc_id}/approve", json={"by": "alice"}, headers=auth())
+    assert res.status_code == 202
+    follower.runtime.drain(timeout=30)
+    [queued] = follower.sup.queued_answers()
+    assert (queued.decision, queued.by) == ("approved", "alice")
+    again = follower.client.post(f"/incidents/{inc_id}/deny", json={"by": "bob"}, headers=auth())
+    assert again.status_code == 409 and "already waiting" in again.text
+    leader.gate.leading = True
+    wait_for(lambda: leader.status(inc_id) == "mitigated", what="the new leader to apply it")
+    assert drifting.action_counts()["retrain"] == 1
 
 
 def test_a_slack_click_on_a_follower_is_applied_by_the_leader_and_one_message_follows_it(
