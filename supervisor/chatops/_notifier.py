@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+
+from supervisor._shared import FileDocument, SharedDocument
 
 from ._blocks import incident_blocks, incident_title
 from ._config import SlackConfig
@@ -51,12 +50,14 @@ class SlackNotifier:
         self.client = client
         self.pause = pause
         self.path = path or supervisor.state_dir / MESSAGES_FILE
-        self._shared = supervisor.shared_document("slack_messages")
+        self._messages: SharedDocument = supervisor.shared_document(
+            "slack_messages"
+        ) or FileDocument(self.path)
         self._lock = threading.Lock()
 
     def message_of(self, incident_id: str) -> dict[str, str] | None:
         """``{"channel", "ts", "digest"}`` of the incident's message, if one was posted."""
-        found: dict[str, str] | None = self._load().get(incident_id)
+        found: dict[str, str] | None = (self._messages.read() or {}).get(incident_id)
         return found
 
     def render(self, incident_id: str, *, buttons: bool = True) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ class SlackNotifier:
         blocks = self.render(incident_id)
         text = incident_title(incident)
         digest = hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()
-        with self._lock, self._known() as doc:
+        with self._lock, self._messages.update() as doc:
             known: dict[str, dict[str, str]] = dict(doc.value or {})
             posted = known.get(incident_id)
             if posted is not None and posted.get("digest") == digest:
@@ -105,40 +106,3 @@ class SlackNotifier:
             known[incident_id] = {**posted, "digest": digest}
             doc.value = known
             return posted["ts"]
-
-    def _load(self) -> dict[str, dict[str, str]]:
-        if self._shared is not None:
-            return dict(self._shared.read() or {})
-        if not self.path.exists():
-            return {}
-        data: dict[str, dict[str, str]] = json.loads(self.path.read_text(encoding="utf-8"))
-        return data
-
-    @contextmanager
-    def _known(self) -> Iterator[Any]:
-        """The message map for a read-modify-write: a row lock across replicas (Postgres),
-        else the file, written back if ``.value`` was set."""
-        if self._shared is not None:
-            with self._shared.update() as shared:
-                yield shared
-            return
-        doc = _Doc(self._load())
-        yield doc
-        if doc.written:
-            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc.value, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)
-
-
-class _Doc:
-    def __init__(self, value: dict[str, dict[str, str]]) -> None:
-        self._value = value
-        self.written = False
-
-    @property
-    def value(self) -> dict[str, dict[str, str]]:
-        return self._value
-
-    @value.setter
-    def value(self, new: dict[str, dict[str, str]]) -> None:
-        self._value, self.written = new, True

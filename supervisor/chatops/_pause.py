@@ -8,11 +8,7 @@ another process, or through another replica, holds for the running service at on
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supervisor._clock import Clock
 from supervisor._errors import SupervisorError
 from supervisor._recorder import Recorder
-from supervisor._shared import SharedDocument
+from supervisor._shared import FileDocument, SharedDocument
 from supervisor.domain import AuditKind
 
 PAUSE_FILE = "pause.json"
@@ -50,11 +46,6 @@ class PauseState(BaseModel):
     models: dict[str, PauseEntry] = Field(default_factory=dict, description="Model -> pause.")
 
 
-class _FileUpdate:
-    def __init__(self, value: Any | None) -> None:
-        self.value = value
-
-
 class PauseSwitch:
     """Global and per-model pause, persisted in ``path`` (or ``shared``) and audited through
     ``recorder``."""
@@ -69,7 +60,7 @@ class PauseSwitch:
         shared: SharedDocument | None = None,
     ) -> None:
         self.path = path
-        self.shared = shared
+        self._doc: SharedDocument = shared or FileDocument(path)
         self.recorder = recorder
         self.clock = clock
         self.known_models = known_models
@@ -79,12 +70,7 @@ class PauseSwitch:
 
     def state(self) -> PauseState:
         """The switch as the file (or the shared document) holds it now."""
-        if self.shared is not None:
-            raw = self.shared.read()
-        elif self.path.exists():
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        else:
-            raw = None
+        raw = self._doc.read()
         return PauseState() if raw is None else PauseState.model_validate(raw)
 
     def paused_by(self, model: str) -> PauseEntry | None:
@@ -135,21 +121,7 @@ class PauseSwitch:
 
     def record_refused(self, verb: str, model: str | None, by: str, *, via: str) -> None:
         """Audit a pause or resume that ``by`` was not allowed to make (nothing changes)."""
-        self.recorder.record(
-            AuditKind.INCIDENT_UPDATED,
-            incident_id=None,
-            actor=by,
-            data={
-                "pause": {
-                    "event": "refused",
-                    "requested": verb,
-                    "scope": "global" if model is None else "model",
-                    "model": model,
-                    "by": by,
-                    "via": via,
-                }
-            },
-        )
+        self._record("refused", model, by, requested=verb, via=via)
 
     def _set(self, model: str | None, by: str, entry: PauseEntry | None, reason: str = "") -> bool:
         if model is not None and self.known_models is not None and model not in self.known_models:
@@ -157,7 +129,7 @@ class PauseSwitch:
                 f"no watched model {model!r}; pause one of {sorted(self.known_models)} "
                 "or everything (no model)"
             )
-        with self._lock, self._update() as doc:
+        with self._lock, self._doc.update() as doc:
             st = PauseState() if doc.value is None else PauseState.model_validate(doc.value)
             current = st.global_ if model is None else st.models.get(model)
             if (entry is None) == (current is None):
@@ -169,34 +141,20 @@ class PauseSwitch:
             else:
                 st.models[model] = entry
             doc.value = st.model_dump(mode="json", by_alias=True)
-            self.recorder.record(
-                AuditKind.INCIDENT_UPDATED,
-                incident_id=None,
-                actor=by,
-                data={
-                    "pause": {
-                        "event": "paused" if entry is not None else "resumed",
-                        "scope": "global" if model is None else "model",
-                        "model": model,
-                        "by": by,
-                        "reason": entry.reason if entry is not None else reason,
-                    }
-                },
+            self._record(
+                "paused" if entry is not None else "resumed",
+                model,
+                by,
+                reason=entry.reason if entry is not None else reason,
             )
             return True
 
-    def _update(self) -> AbstractContextManager[Any]:
-        return self._file_update() if self.shared is None else self.shared.update()
-
-    @contextmanager
-    def _file_update(self) -> Iterator[_FileUpdate]:
-        """Read-modify-write of the file (one writer: the process's lock; the CLI and the
-        service rarely switch at the same instant, and the last write wins whole)."""
-        raw = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else None
-        doc = _FileUpdate(raw)
-        yield doc
-        if doc.value is not raw:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc.value, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+    def _record(self, event: str, model: str | None, by: str, **extra: str) -> None:
+        """Audit one change of the switch (or a refused one): who, what, which scope."""
+        scope = "global" if model is None else "model"
+        self.recorder.record(
+            AuditKind.INCIDENT_UPDATED,
+            incident_id=None,
+            actor=by,
+            data={"pause": {"event": event, "scope": scope, "model": model, "by": by, **extra}},
+        )

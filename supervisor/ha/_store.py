@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from supervisor._shared import DocumentUpdate
 from supervisor.domain import Incident
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class PostgresDocument:
         return None if row is None else row["body"]
 
     @contextmanager
-    def update(self) -> Iterator[_Update]:
+    def update(self) -> Iterator[DocumentUpdate]:
         """Read-modify-write under a row lock: other replicas wait until the block ends.
 
         Set ``.value`` on the yielded object to write; leave it alone to change nothing."""
@@ -177,30 +178,13 @@ class PostgresDocument:
                 "SELECT body FROM mlops_supervisor_documents WHERE name = %s FOR UPDATE",
                 (self.name,),
             ).fetchone()
-            change = _Update(None if row is None else row["body"])
+            change = DocumentUpdate(None if row is None else row["body"])
             yield change
             if change.written:
                 conn.execute(
                     "UPDATE mlops_supervisor_documents SET body = %s WHERE name = %s",
                     (Jsonb(change.value), self.name),
                 )
-
-
-class _Update:
-    """The document inside :meth:`PostgresDocument.update`."""
-
-    def __init__(self, value: Any | None) -> None:
-        self._value = value
-        self.written = False
-
-    @property
-    def value(self) -> Any | None:
-        return self._value
-
-    @value.setter
-    def value(self, new: Any) -> None:
-        self._value = new
-        self.written = True
 
 
 class QueuedAnswer(BaseModel):
