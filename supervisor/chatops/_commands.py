@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from supervisor._errors import SupervisorError
-from supervisor.domain import AuditKind, IncidentStatus, PolicyDecision
+from supervisor.domain import IncidentStatus
 
 from ._blocks import Block, incident_blocks, safe, section
 from ._pause import PauseSwitch
@@ -140,28 +140,21 @@ class Commands:
                 f"`{safe(incident_id)}` is {safe(inc.status.value)}, not awaiting approval.",
                 ok=False,
             )
-        pending = PolicyDecision.model_validate(sup.state(incident_id)["decision"])
-        if sup.policy.is_approver(caller.identity, pending):
-            return None
-        sup.recorder.record(
-            AuditKind.APPROVAL,
-            incident_id=incident_id,
-            actor=caller.identity,
-            data={
-                "refused": True,
-                "decision": decision,
-                "reason": f"{caller.identity!r} is not an approver",
-                "approvers": pending.approvers,
-                "via": "slack",
-                "slack_user": caller.slack_user,
-                "channel": caller.channel,
-            },
+        approvers = sup.refuse_non_approver(
+            incident_id,
+            caller.identity,
+            decision,
+            via="slack",
+            slack_user=caller.slack_user,
+            channel=caller.channel,
         )
+        if approvers is None:
+            return None
         verb = "approve" if decision == "approved" else "deny"
         return Reply(
             f":no_entry: You ({safe(caller.identity)}) may not {verb} `{safe(incident_id)}`; "
             "approvers are "
-            + (", ".join(safe(a) for a in pending.approvers) or "nobody")
+            + (", ".join(safe(a) for a in approvers) or "nobody")
             + ". The attempt is recorded in the audit log.",
             ok=False,
         )

@@ -242,6 +242,28 @@ class Supervisor:
                 expired.append(p.incident_id)
         return expired
 
+    def refuse_non_approver(
+        self, incident_id: str, by: str, decision: str, **context: Any
+    ) -> list[str] | None:
+        """None if ``by`` may answer the incident's pending decision; else the refusal is
+        audited (with ``context``: where the answer came from) and the approvers returned."""
+        pending = PolicyDecision.model_validate(self.state(incident_id)["decision"])
+        if self.policy.is_approver(by, pending):
+            return None
+        self.recorder.record(
+            AuditKind.APPROVAL,
+            incident_id=incident_id,
+            actor=by,
+            data={
+                "refused": True,
+                "decision": decision,
+                "reason": f"{by!r} is not an approver",
+                "approvers": pending.approvers,
+                **context,
+            },
+        )
+        return pending.approvers
+
     def _answer(self, incident_id: str, decision: str, by: str, comment: str) -> IncidentState:
         inc = self.incidents.get(incident_id)
         if inc is None:
@@ -253,20 +275,10 @@ class Supervisor:
                 f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
             )
         if decision == "approved":
-            pending = PolicyDecision.model_validate(self.state(incident_id)["decision"])
-            if not self.policy.is_approver(by, pending):
-                self.recorder.record(
-                    AuditKind.APPROVAL,
-                    incident_id=incident_id,
-                    actor=by,
-                    data={
-                        "refused": True,
-                        "reason": f"{by!r} is not an approver",
-                        "approvers": pending.approvers,
-                    },
-                )
+            approvers = self.refuse_non_approver(incident_id, by, decision)
+            if approvers is not None:
                 raise SupervisorError(
-                    f"{by!r} may not approve {incident_id!r}; approvers are {pending.approvers}"
+                    f"{by!r} may not approve {incident_id!r}; approvers are {approvers}"
                 )
         if not self.leading() and self.answers is not None:
             return self._queue_answer(incident_id, decision, by, comment)

@@ -17,7 +17,6 @@ from supervisor.domain import (
     Incident,
     IncidentStatus,
     OutcomeStatus,
-    PolicyDecision,
     Signal,
     ToolStatus,
     Verdict,
@@ -316,24 +315,12 @@ class ServiceRuntime:
             raise ApprovalRefused(
                 409, f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
             )
-        pending = PolicyDecision.model_validate(sup.state(incident_id)["decision"])
-        if not sup.policy.is_approver(by, pending):
-            # Deny is gated too: an unauthorised "deny" would block a remediation just as
-            # an unauthorised "approve" would start one.
-            sup.recorder.record(
-                AuditKind.APPROVAL,
-                incident_id=incident_id,
-                actor=by,
-                data={
-                    "refused": True,
-                    "decision": decision,
-                    "reason": f"{by!r} is not an approver",
-                    "approvers": pending.approvers,
-                    "via": "http",
-                },
-            )
+        # Deny is gated too: an unauthorised "deny" would block a remediation just as an
+        # unauthorised "approve" would start one.
+        approvers = sup.refuse_non_approver(incident_id, by, decision, via="http")
+        if approvers is not None:
             raise ApprovalRefused(
-                403, f"{by!r} may not answer for {incident_id!r}; approvers are {pending.approvers}"
+                403, f"{by!r} may not answer for {incident_id!r}; approvers are {approvers}"
             )
         if not sup.leading() and sup.answers is not None and sup.answers.pending_for(incident_id):
             raise ApprovalRefused(
