@@ -67,8 +67,6 @@ class PostgresIncidents:
     (``pg_advisory_xact_lock``), the refresh and the writes, committed as the lock is released.
     """
 
-    shared = True
-
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
         self._seen = 0  # highest version this process has read (or written itself)

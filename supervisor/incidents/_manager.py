@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -56,11 +55,6 @@ class SharedIncidents(Protocol):
     def exclusive(self) -> AbstractContextManager[None]: ...
 
     def put(self, incidents: list[Incident]) -> None: ...
-
-
-@contextmanager
-def _alone() -> Iterator[None]:
-    yield
 
 
 class IncidentManager:
@@ -116,7 +110,7 @@ class IncidentManager:
 
     def _exclusive(self) -> AbstractContextManager[None]:
         """Under the lock: exclusion from other replicas for one decision (shared index)."""
-        return _alone() if self._shared is None else self._shared.exclusive()
+        return nullcontext() if self._shared is None else self._shared.exclusive()
 
     def flush(self) -> None:
         """Write the index if folded repeats changed it since the last write (at shutdown)."""
