@@ -186,7 +186,10 @@ class GraphRun:
 def graph_run(mlflow_url: str, tmp_path: Path) -> Iterator[GraphRun]:
     """A healthy canary on the sim world's signals; the model's registry is the real MLflow
     server (through the fault proxy), its InferenceService is on the emulator."""
-    model = f"m-{uuid.uuid4().hex[:8]}"
+    # A fixed name: the sim world seeds its data by model name, and with a random one the
+    # canary's few labels made the accuracy check fail about one run in ten (then escalate).
+    # One test uses this fixture, so the name is unique on the session's MLflow server.
+    model = "m-healthy-canary"
     rig, proxy, emulator = open_rig(mlflow_url, tmp_path, model)
     spec = world_spec(deploys=[deploy("good", at=0)])
     world = build_world(
