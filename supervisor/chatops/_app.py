@@ -286,7 +286,9 @@ class ChatOps:
                 self._on_answered(incident_id)
             except Exception:  # a hook must not keep the message from updating
                 log.exception("slack: on_answered failed for %s", incident_id)
-        if self.supervisor.incidents.get(incident_id) is not None:
+        # A follower only queued the answer: the leader applies it and updates the message.
+        # Rendering here would race the leader's run and could show a half-applied state.
+        if self.supervisor.leading() and self.supervisor.incidents.get(incident_id) is not None:
             self.notifier.incident_changed(incident_id)
 
     def _refresh_open(self) -> None:

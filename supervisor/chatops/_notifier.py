@@ -82,10 +82,12 @@ class SlackNotifier:
         if incident is None:
             log.warning("slack: no incident %r to post", incident_id)
             return None
-        blocks = self.render(incident_id)
         text = incident_title(incident)
-        digest = hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()
         with self._lock, self._messages.update() as doc:
+            # Rendered under the message's lock (a row lock across replicas), so whoever
+            # writes last also read last: a slow, stale render never overwrites a newer one.
+            blocks = self.render(incident_id)
+            digest = hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()
             known: dict[str, dict[str, str]] = dict(doc.value or {})
             posted = known.get(incident_id)
             if posted is not None and posted.get("digest") == digest:

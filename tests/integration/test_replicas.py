@@ -284,7 +284,13 @@ def test_a_slack_click_on_a_follower_is_applied_by_the_leader_and_one_message_fo
         res = follower.slack(block_actions("mlops_approve", "U0ALICE", fake, value=inc_id))
         assert res.status_code == 200
         wait_for(lambda: follower.status(inc_id) == "mitigated", what="the leader to apply it")
-        wait_for(lambda: fake.of("chat.update"), what="the message update")
+
+        def last_update() -> str:
+            updates = fake.of("chat.update")
+            return json.dumps(updates[-1].args["blocks"]) if updates else ""
+
+        # The leader updates the message once it has applied the answer (after the run).
+        wait_for(lambda: "*Outcome*" in last_update(), what="the message update")
         assert len(fake.of("chat.postMessage")) == 1  # one message, whichever replica speaks
         update = fake.of("chat.update")[-1]
         assert leader.chatops is not None and follower.chatops is not None
