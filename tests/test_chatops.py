@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,39 @@ def test_approve_button_resumes_the_graph_as_the_mapped_approver_and_updates_the
     # the service's hook ran: /metrics counts the action the approval released
     metrics = svc.http.get("/metrics").text
     assert 'action="retrain",outcome="succeeded"} 1.0' in metrics
+
+
+def test_a_slow_stale_render_never_overwrites_a_newer_message(
+    svc: Svc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two threads (or replicas) tell Slack about one incident: the first renders the message
+    # as it stood, stalls, and would then send it after the second sent the newer one.
+    notifier = svc.chatops.notifier
+    notifier.incident_changed(INC)
+    real_render = notifier.render
+    rendered, proceed = threading.Event(), threading.Event()
+
+    def render(incident_id: str, *, buttons: bool = True) -> list[dict[str, Any]]:
+        blocks = real_render(incident_id, buttons=buttons)
+        if threading.current_thread().name == "stale":
+            rendered.set()
+            proceed.wait(5)
+        return blocks
+
+    monkeypatch.setattr(notifier, "render", render)
+    stale = threading.Thread(target=notifier.incident_changed, args=(INC,), name="stale")
+    stale.start()
+    assert rendered.wait(10)
+    svc.rig.sup.approve(INC, "alice")  # the incident moves on while the stale render stalls
+    fresh = threading.Thread(target=notifier.incident_changed, args=(INC,))
+    fresh.start()
+    fresh.join(0.5)  # it waits for the stalled one (it holds the message) or is done
+    proceed.set()
+    stale.join(10)
+    fresh.join(10)
+    last = svc.fake.of("chat.update")[-1]
+    assert "Approved by *alice*" in texts(last.args["blocks"])
+    assert last.args["blocks"] == real_render(INC)
 
 
 def test_events_share_the_url_and_answer_slacks_url_challenge(svc: Svc) -> None:
