@@ -11,10 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from simworld import MODEL, OWNER, Rig, deploy, fault, make_rig, write_policy
+from simworld import MODEL, OWNER, AfterWrite, Rig, deploy, fault, make_rig, write_policy
 
 from supervisor import SupervisorError
 from supervisor.domain import AuditKind, IncidentStatus, Signal, SignalKind, Symptom
+from tools import WriteBackends
 
 APPROVAL_TIMEOUT = timedelta(minutes=120)  # retrain-needs-approval-in-production
 
@@ -131,6 +132,31 @@ def test_approval_granted_runs_the_retrain(tmp_path: Path) -> None:
         assert rig.incident(inc_id).status is IncidentStatus.MITIGATED
         assert rig.sup.pending_approvals() == []
         assert rig.verified()
+    finally:
+        rig.close()
+
+
+def test_an_approved_incident_reads_acting_while_its_action_runs(tmp_path: Path) -> None:
+    # What the API and Slack show mid-run: an approval resumes into the action, not back
+    # into investigating.
+    seen: list[IncidentStatus] = []
+    rigs: list[Rig] = []
+
+    def watched(write: WriteBackends) -> WriteBackends:
+        def note(_: str) -> None:
+            seen.extend(i.status for i in rigs[0].sup.incidents.all())
+
+        train = AfterWrite(write.train, note)
+        return WriteBackends(write.registry, write.deploy, train, write.notifier)  # type: ignore[arg-type]
+
+    rig = make_rig(tmp_path, faults=[fault("covariate_drift")], wrap_write=watched)
+    rigs.append(rig)
+    try:
+        inc = rig.first_incident()
+        assert rig.incident(inc.id).status is IncidentStatus.AWAITING_APPROVAL and seen == []
+        rig.sup.approve(inc.id, "alice")
+        assert seen and set(seen) == {IncidentStatus.ACTING}
+        assert rig.incident(inc.id).status is IncidentStatus.MITIGATED
     finally:
         rig.close()
 

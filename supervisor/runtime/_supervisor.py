@@ -380,7 +380,9 @@ class Supervisor:
                 self._running.discard(incident_id)
 
     def _run_thread(self, incident_id: str, payload: Any) -> IncidentState:
-        self.incidents.set_status(incident_id, IncidentStatus.INVESTIGATING)
+        current = self.incidents.get(incident_id)
+        running = _status_while_running(payload, None if current is None else current.status)
+        self.incidents.set_status(incident_id, running)
         config = {"configurable": {"thread_id": incident_id}}
         try:
             self.graph.invoke(
@@ -471,3 +473,19 @@ class Supervisor:
             self._db.close()
         if self._shared is not None:
             self._shared.close()
+
+
+def _status_while_running(payload: Any, current: IncidentStatus | None) -> IncidentStatus:
+    """What an incident is while a run is under way, so that readers (the API, Slack) see where
+    it is: a new thread investigates; an approval resumes into the action. Anything else keeps
+    its status until the run ends: a denial escalates in the same step, a deferred verification
+    is still verifying, a recovered run is where it was interrupted."""
+    if isinstance(payload, Command):
+        resume = payload.resume
+        if isinstance(resume, dict) and resume.get("decision") == "approved":
+            return IncidentStatus.ACTING
+    elif payload is not None:  # a new thread
+        return IncidentStatus.INVESTIGATING
+    if current is None or current is IncidentStatus.OPEN:
+        return IncidentStatus.INVESTIGATING
+    return current
