@@ -50,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--by", required=True, help="your identity (must be an approver for approve)"
         )
         p.add_argument("--comment", default="", help="free text kept in the audit log")
+        _where_incidents_are(p)
         p.add_argument(
-            "--state",
-            type=Path,
-            required=True,
-            help="state directory of the run (e.g. demo-out/state)",
+            "--token-env",
+            default="MLOPS_SUPERVISOR_APPROVAL_TOKEN",
+            help="with --service: the variable holding the approval API's bearer token "
+            "(default: MLOPS_SUPERVISOR_APPROVAL_TOKEN)",
         )
         p.set_defaults(handler=_answer, verb=verb)
 
@@ -84,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=_pause, verb=verb)
 
     inc = sub.add_parser(
-        "incidents", help="list incidents and pending approvals of a state directory"
+        "incidents", help="list incidents and pending approvals (of a run, or of a service)"
     )
-    inc.add_argument("--state", type=Path, required=True, help="state directory")
+    _where_incidents_are(inc)
     inc.set_defaults(handler=_incidents)
 
     schema = sub.add_parser(
@@ -100,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_eval_parser(sub)
     return parser
+
+
+def _where_incidents_are(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state", type=Path, help="state directory of a run (e.g. demo-out/state)")
+    where.add_argument(
+        "--service",
+        metavar="URL",
+        help="a running service's base URL (e.g. http://127.0.0.1:8080): ask it over its API",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,6 +192,17 @@ _PAST = {"approve": "approved", "deny": "denied"}
 
 
 def _answer(args: argparse.Namespace) -> int:
+    if args.service is not None:
+        from ._remote import answer_via_service
+
+        answer_via_service(
+            args.service, args.incident, args.verb, args.by, args.comment, args.token_env
+        )
+        print(
+            f"{args.incident}: {_PAST[args.verb]} by {args.by}; the service applies it "
+            f"(follow it with `mlops-supervisor incidents --service {args.service}`)"
+        )
+        return 0
     from ._session import open_session
 
     with open_session(args.state) as sup:
@@ -196,6 +218,25 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _incidents(args: argparse.Namespace) -> int:
+    if args.service is not None:
+        from ._remote import incidents_via_service, pending_via_service
+
+        rows = incidents_via_service(args.service)
+        for row in rows:
+            print(
+                f"{row['id']}  {row['status']:<18} {row['environment']}/{row['model']}  "
+                f"{row['symptom']}  opened {row['opened_at'][:16].replace('T', ' ')}"
+            )
+        for row in rows:
+            pending = None
+            if row["status"] == "awaiting_approval":
+                pending = pending_via_service(args.service, row["id"])
+            if pending is not None:
+                print(
+                    f"awaiting approval: {row['id']} {pending['action']} "
+                    f"by one of {pending['approvers']} before {pending['deadline']}"
+                )
+        return 0
     from ._session import open_session
 
     with open_session(args.state) as sup:
