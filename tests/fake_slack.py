@@ -35,6 +35,7 @@ class FakeSlack:
     url: str = ""
     calls: list[Call] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # method -> Slack error to answer
+    socket_url: str = ""  # what apps.connections.open hands out (tests/fake_socket_mode.py)
     _seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +70,10 @@ class FakeSlack:
                     "text": args.get("text")}  # fmt: skip
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
+        if method == "apps.connections.open":  # Socket Mode: where the websocket is
+            if not self.socket_url:
+                return {"ok": False, "error": "no_socket_server"}
+            return {"ok": True, "url": self.socket_url}
         return {"ok": False, "error": "unknown_method"}
 
 

@@ -39,8 +39,16 @@ def sign(body: str, timestamp: int, secret: str = SECRET) -> dict[str, str]:
 
 
 def block_actions(action_id: str, user: str, fake: FakeSlack, value: str = INC) -> str:
-    """A form-encoded ``block_actions`` payload, as Slack sends a button press."""
-    payload = {
+    """A form-encoded ``block_actions`` payload, as Slack sends a button press over HTTP."""
+    return urlencode({"payload": json.dumps(block_actions_payload(action_id, user, fake, value))})
+
+
+def block_actions_payload(
+    action_id: str, user: str, fake: FakeSlack, value: str = INC
+) -> dict[str, object]:
+    """A button press's ``block_actions`` payload (form-encoded over HTTP; the ``payload`` of
+    an ``interactive`` envelope in Socket Mode)."""
+    return {
         "type": "block_actions",
         "user": {"id": user, "username": USERS.get(user, "x"), "team_id": "T0001"},
         "api_app_id": "A0MLOPS",
@@ -58,25 +66,28 @@ def block_actions(action_id: str, user: str, fake: FakeSlack, value: str = INC) 
                      "type": "button", "action_ts": "1767600001.000000",
                      "text": {"type": "plain_text", "text": "Approve"}}],
     }  # fmt: skip
-    return urlencode({"payload": json.dumps(payload)})
 
 
 def slash(text: str, user: str, fake: FakeSlack) -> str:
-    """A form-encoded slash command, as Slack sends ``/mlops <text>``."""
-    return urlencode(
-        {
-            "token": "legacy-verification-token",
-            "team_id": "T0001",
-            "team_domain": "acme",
-            "channel_id": CHANNEL,
-            "channel_name": "mlops",
-            "user_id": user,
-            "user_name": USERS.get(user, "x"),
-            "command": "/mlops",
-            "text": text,
-            "api_app_id": "A0MLOPS",
-            "is_enterprise_install": "false",
-            "response_url": fake.response_url("cmd"),
-            "trigger_id": trigger_id(),
-        }
-    )
+    """A form-encoded slash command, as Slack sends ``/mlops <text>`` over HTTP."""
+    return urlencode(slash_fields(text, user, fake))
+
+
+def slash_fields(text: str, user: str, fake: FakeSlack) -> dict[str, str]:
+    """A slash command's fields (form-encoded over HTTP; the ``payload`` of a
+    ``slash_commands`` envelope in Socket Mode)."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": "T0001",
+        "team_domain": "acme",
+        "channel_id": CHANNEL,
+        "channel_name": "mlops",
+        "user_id": user,
+        "user_name": USERS.get(user, "x"),
+        "command": "/mlops",
+        "text": text,
+        "api_app_id": "A0MLOPS",
+        "is_enterprise_install": "false",
+        "response_url": fake.response_url("cmd"),
+        "trigger_id": trigger_id(),
+    }

@@ -17,13 +17,28 @@ from typing import Any
 import pytest
 import yaml
 from fake_slack import FakeSlack, start_fake_slack
+from fake_socket_mode import fake_socket_mode
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from simworld import Rig, fault, make_rig, open_rig
-from slackkit import BOT_TOKEN, CHANNEL, INC, NOW, SECRET, USERS, block_actions, sign, slash
+from slack_bolt.request import BoltRequest
+from slackkit import (
+    BOT_TOKEN,
+    CHANNEL,
+    INC,
+    NOW,
+    SECRET,
+    USERS,
+    block_actions,
+    block_actions_payload,
+    sign,
+    slash,
+    slash_fields,
+)
 
 from supervisor.chatops import ChatOps, SlackConfig, mount_slack
 from supervisor.demo import load_world
-from supervisor.domain import AuditKind
+from supervisor.domain import AuditKind, IncidentStatus
 from supervisor.service import ServiceRuntime, create_app
 
 # --------------------------------------------------------------------------- fixtures
@@ -125,7 +140,11 @@ def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def world_writes(svc: Svc) -> dict[str, int]:
-    return svc.rig.world_writes()
+    return world_writes_of(svc.rig)
+
+
+def world_writes_of(rig: Rig) -> dict[str, int]:
+    return rig.world_writes()
 
 
 # --------------------------------------------------------------------------- incident messages
@@ -226,6 +245,68 @@ def test_a_slow_stale_render_never_overwrites_a_newer_message(
     last = svc.fake.of("chat.update")[-1]
     assert "Approved by *alice*" in texts(last.args["blocks"])
     assert last.args["blocks"] == real_render(INC)
+
+
+def test_socket_mode_takes_commands_and_buttons_over_the_websocket(
+    paused_run: Path, tmp_path: Path, slack_server: FakeSlack
+) -> None:
+    # Slack's websocket is a loopback stand-in (tests/fake_socket_mode.py); the app finds it
+    # through apps.connections.open with its app-level token, as with Slack.
+    app_token = "xapp-1-A0MLOPS-1767600000-0123456789abcdef"
+    state = Path(shutil.copytree(paused_run, tmp_path / "state"))
+    raw = yaml.safe_load((state / "config.yaml").read_text())
+    raw["state_dir"] = str(state)
+    world = load_world(state)
+    assert world is not None
+    rig = open_rig(world, state, raw)
+    config = SlackConfig(
+        channel=CHANNEL, mode="socket", api_base_url=slack_server.api_url, users=USERS
+    )
+    slack_server.calls.clear()
+    with fake_socket_mode() as socket_mode:
+        slack_server.socket_url = socket_mode.url
+        env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": app_token}
+        chatops = ChatOps(rig.sup, config, env=env)
+        try:
+            chatops.incident_changed(INC)
+            chatops.start()
+            assert socket_mode.connected.wait(30)
+            [opened] = slack_server.of("apps.connections.open")
+            assert opened.authorization == f"Bearer {app_token}"
+            # Nothing signs HTTP requests in Socket Mode: there is no events URL, and a forged
+            # request handed to the app anyway is refused.
+            forged = block_actions("mlops_approve", "U0ALICE", slack_server)
+            app = FastAPI()
+            mount_slack(app, chatops)
+            with TestClient(app) as http:
+                assert http.post("/slack/events", content=forged).status_code == 404
+            form = {"content-type": ["application/x-www-form-urlencoded"]}
+            assert chatops.app.dispatch(BoltRequest(body=forged, headers=form)).status == 401
+            assert rig.incident(INC).status is IncidentStatus.AWAITING_APPROVAL
+
+            ack = socket_mode.deliver(
+                "slash_commands", slash_fields("incidents", "U0BOB", slack_server)
+            )
+            assert INC in json.dumps(ack["payload"])  # the answer rides on the acknowledgement
+            click = block_actions_payload("mlops_approve", "U0MALLORY", slack_server)
+            socket_mode.deliver("interactive", click)
+            chatops.drain(timeout=30)
+            [told] = slack_server.of("chat.postEphemeral")
+            assert told.args["user"] == "U0MALLORY" and "may not" in told.args["text"]
+            assert rig.incident(INC).status is IncidentStatus.AWAITING_APPROVAL
+
+            click = block_actions_payload("mlops_approve", "U0ALICE", slack_server)
+            socket_mode.deliver("interactive", click)
+            chatops.drain(timeout=60)
+            assert rig.incident(INC).status is IncidentStatus.MITIGATED
+            assert world_writes_of(rig) == {"retrain": 1, "canary_started": 1}
+            update = slack_server.of("chat.update")[-1]
+            assert "Approved by *alice*" in texts(update.args["blocks"])
+            assert [r.actor for r in rig.records(AuditKind.APPROVAL, INC)] == ["mallory", "alice"]
+        finally:
+            chatops.close()
+            slack_server.socket_url = ""
+            rig.close()
 
 
 def test_events_share_the_url_and_answer_slacks_url_challenge(svc: Svc) -> None:

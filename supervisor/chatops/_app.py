@@ -92,6 +92,19 @@ class SignatureCheck(Middleware):
             return True
 
 
+class SocketModeOnly(Middleware):
+    """In Socket Mode every request comes over the websocket the app token opened; one that
+    arrives any other way (an HTTP post to the events URL) is refused: nothing signs it."""
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        if req.mode == "socket_mode":
+            return next()
+        log.warning("slack: refused an HTTP request in Socket Mode (no signing secret)")
+        return BoltResponse(status=401, body={"error": "invalid request"})
+
+
 class _TrackedPool(ThreadPoolExecutor):
     """The listeners' pool; ``drain`` waits for work in flight (tests, shutdown)."""
 
@@ -157,7 +170,8 @@ class ChatOps:
         self.notifier = SlackNotifier(supervisor, config, client, pause=self.pause)
         self.commands = Commands(supervisor, self.pause)
         self._pool = _TrackedPool(workers)
-        check, secret = None, ""
+        check: Middleware = SocketModeOnly()
+        secret = ""
         if config.mode == "http":
             secret = config.secret("signing_secret_env", env)
             check = SignatureCheck(secret, now)
@@ -308,5 +322,8 @@ class ChatOps:
 
 
 def mount_slack(app: FastAPI, chatops: ChatOps) -> None:
-    """Add ``POST /slack/events`` (events, interactivity, slash commands) to the service."""
+    """Add ``POST /slack/events`` (events, interactivity, slash commands) to the service, in
+    HTTP mode; in Socket Mode nothing (requests come over the websocket)."""
+    if chatops.config.mode != "http":
+        return  # Socket Mode: Slack talks over the websocket; an open URL would be unsigned
     app.include_router(chatops.router())
