@@ -9,6 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from servicekit import make_service, payload
 
+from supervisor._errors import ConfigError
+from supervisor.service import create_app
+
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
 
 
@@ -176,3 +179,37 @@ def test_metrics_endpoint_reports_the_loop(service) -> None:  # type: ignore[no-
     assert again.count("decision_latency_seconds_count") == res.text.count(
         "decision_latency_seconds_count"
     )
+
+
+def test_with_an_intake_token_only_alerts_that_carry_it_get_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERTS_TOKEN", "am-token-0123456789")
+    intake = {"intake": {"token_env": "ALERTS_TOKEN"}}
+    app, runtime, backends = make_service(tmp_path, service=intake)
+    try:
+        with TestClient(app) as client:
+            before = _state(runtime)
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "Basic am-token-0123456789"},
+            ):
+                res = client.post("/alerts", json=payload(), headers=headers)
+                assert res.status_code == 401 and res.headers["www-authenticate"] == "Bearer"
+            assert _state(runtime) == before  # nothing recorded, nothing opened
+            good = {"Authorization": "Bearer am-token-0123456789"}
+            res = client.post("/alerts", json=payload(), headers=good)
+            assert res.status_code == 200 and len(res.json()["opened"]) == 1
+            # the token is checked before the body is read: a bad body without it is a 401
+            assert client.post("/alerts", content=b"{not json").status_code == 401
+            assert client.post("/alerts", content=b"{not json", headers=good).status_code == 422
+
+            # a token variable left empty stops the service from starting with an open webhook
+            monkeypatch.setenv("ALERTS_TOKEN", " ")
+            with pytest.raises(ConfigError, match=r"intake.token_env names \$ALERTS_TOKEN"):
+                create_app(runtime)
+    finally:
+        runtime.shutdown()
+        runtime.supervisor.close()
+        backends.close()

@@ -164,6 +164,14 @@ class IntakeConfig(_Strict):
         description="alertname -> symptom.",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
+    token_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Environment variable holding a bearer token that POST /alerts requires "
+        "(Alertmanager: the receiver's http_config.authorization); unset: the webhook is open "
+        "to whoever reaches the service. The service does not start while the variable is "
+        "empty.",
+    )
 
 
 class ServiceConfig(_Strict):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from supervisor._errors import ConfigError
 from supervisor.domain import IncidentStatus
 
 from ._alertmanager import WebhookPayload
@@ -51,6 +52,27 @@ class ApprovalAnswer(BaseModel):
 
     by: str = Field(min_length=1, max_length=200, description="Who answers: a policy approver.")
     comment: str = Field(default="", max_length=2000, description="Why, for the audit log.")
+
+
+def _bearer(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>`` (constant-time)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def _intake_token(token_env: str | None, given: str | None) -> str | None:
+    if given is not None or token_env is None:
+        return given
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise ConfigError(
+            f"service.intake.token_env names ${token_env}, which is unset or empty: set it to "
+            "the bearer token Alertmanager sends (the receiver's http_config.authorization), "
+            "or remove token_env to leave POST /alerts open"
+        )
+    return token
 
 
 def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -233,6 +255,7 @@ def create_app(
     *,
     probes: list[Probe] | None = None,
     approval_token: str | None = None,
+    intake_token: str | None = None,
     warm_up: WarmUp | None = None,
 ) -> ServiceApp:
     """The service's routes over one runtime (no globals: tests build as many as they like).
@@ -243,6 +266,9 @@ def create_app(
             makes the service unready.
         approval_token: Bearer token of the approval API; default: the environment variable
             named by ``service.approval_token_env``. Unset or empty: the API answers 503.
+        intake_token: Bearer token ``POST /alerts`` requires; default: the environment
+            variable named by ``service.intake.token_env``, if that is set (and then it must
+            not be empty: :class:`ConfigError`). None and no ``token_env``: no token.
         warm_up: Background work after the start; ``/readyz`` answers 503 "warming up"
             until it has finished.
     """
@@ -250,6 +276,7 @@ def create_app(
     limit = config.service.intake.max_body_bytes
     token_env = config.service.approval_token_env
     token = approval_token if approval_token is not None else os.environ.get(token_env, "")
+    intake_token = _intake_token(config.service.intake.token_env, intake_token)
     probes = probes or []
     lane = IntakeLane(runtime.intake, runtime.supervisor.audit.deferred_sync)
 
@@ -293,6 +320,11 @@ def create_app(
     async def alerts(request: Request) -> Response:
         """Alertmanager webhook (version 4). 413 over the size limit, 422 naming a bad field;
         neither changes any state."""
+        if intake_token and not _bearer(request, intake_token):
+            log.warning("alerts: bad or missing bearer token from %s", request.client)
+            return _problem(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
         raw = await _read_json(request, limit)
         if isinstance(raw, JSONResponse):
             return raw
@@ -331,10 +363,7 @@ def create_app(
     def authorised(request: Request) -> JSONResponse | None:
         if not token:
             return _problem(503, f"approval API disabled: set ${token_env} to a bearer token")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        if not _bearer(request, token):
             log.warning("approval API: bad or missing bearer token from %s", request.client)
             return _problem(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}

@@ -28,6 +28,10 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "alertmanager"
 DEADLINE_S = 60.0
 
 
+INTAKE_TOKEN_ENV = "MLOPS_SUPERVISOR_ALERTS_TOKEN"
+INTAKE_TOKEN = "alertmanager-webhook-token-0123456789"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,7 +103,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prom_bin = _binary("prometheus", "prometheus")
     am_bin = _binary("prometheus-alertmanager", "prometheus-alertmanager")
     tmp = tmp_path_factory.mktemp("am")
-    app, runtime, backends = make_service(tmp / "state")
+    # The webhook wants a bearer token; Alertmanager sends it (http_config.authorization).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(INTAKE_TOKEN_ENV, INTAKE_TOKEN)
+        app, runtime, backends = make_service(
+            tmp / "state", service={"intake": {"token_env": INTAKE_TOKEN_ENV}}
+        )
     bodies: list[dict[str, Any]] = []
 
     async def capture(scope: Any, receive: Any, send: Any) -> None:
@@ -139,6 +148,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
         "receivers:\n  - name: supervisor\n    webhook_configs:\n"
         f"      - url: http://127.0.0.1:{sup_port}/alerts\n        send_resolved: true\n"
+        f"        http_config: {{authorization: {{credentials: {INTAKE_TOKEN}}}}}\n"
     )
     (tmp / "rules.yml").write_text(
         "groups:\n  - name: models\n    interval: 1s\n    rules:\n"
