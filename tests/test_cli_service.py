@@ -131,3 +131,25 @@ def test_the_cli_needs_a_state_dir_or_a_service(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["incidents", "--state", "x", "--service", "http://127.0.0.1:1"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_cli_pauses_and_resumes_through_a_running_service(
+    remote: Remote, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pause = remote.rig.sup.pause
+    assert main(["pause", "m", "--by", "bob", "--service", remote.url]) == 0
+    assert "m: paused by bob" in capsys.readouterr().out
+    assert pause.is_paused("m") and pause.paused_by("m") is not None
+    assert main(["pause", "m", "--by", "bob", "--service", remote.url]) == 0
+    assert "m: already paused" in capsys.readouterr().out
+    assert main(["pause", "--by", "mallory", "--service", remote.url]) == 2
+    assert "answered 403" in capsys.readouterr().err
+    assert main(["resume", "m", "--by", "alice", "--service", remote.url]) == 0
+    assert "m: resumed by alice" in capsys.readouterr().out
+    assert not pause.is_paused("m")
+    events = [
+        (r.actor, r.data["pause"]["event"])
+        for r in remote.rig.records(AuditKind.INCIDENT_UPDATED, None)
+        if "pause" in r.data
+    ]
+    assert ("bob", "paused") in events and ("alice", "resumed") in events

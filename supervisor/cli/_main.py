@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="the service's watch config: its state dir, or the Postgres state replicas "
             "share when ha.postgres_dsn_env is set",
         )
+        where.add_argument(
+            "--service",
+            metavar="URL",
+            help="a running service's base URL: ask it over its API (POST /pause|/resume)",
+        )
+        p.add_argument(
+            "--token-env",
+            default="MLOPS_SUPERVISOR_APPROVAL_TOKEN",
+            help="with --service: the variable holding the API's bearer token "
+            "(default: MLOPS_SUPERVISOR_APPROVAL_TOKEN)",
+        )
         p.set_defaults(handler=_pause, verb=verb)
 
     inc = sub.add_parser(
@@ -130,6 +141,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _pause(args: argparse.Namespace) -> int:
+    scope = args.model or "all models"
+    done = "paused" if args.verb == "pause" else "resumed"
+    if args.service is not None:
+        from ._remote import switch_via_service
+
+        changed = switch_via_service(args.service, args.verb, args.model, args.by, args.token_env)
+        print(f"{scope}: {done} by {args.by}" if changed else f"{scope}: already {done}")
+        return 0
     from opentelemetry import trace
 
     from supervisor._clock import SystemClock
@@ -176,8 +195,6 @@ def _pause(args: argparse.Namespace) -> int:
     finally:
         if shared is not None:
             shared.close()
-    scope = args.model or "all models"
-    done = "paused" if args.verb == "pause" else "resumed"
     print(f"{scope}: {done} by {args.by}" if changed else f"{scope}: already {done}")
     return 0
 

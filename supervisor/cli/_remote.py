@@ -1,6 +1,7 @@
-"""The CLI as a client of a running service (``--service URL``): list incidents and answer
-approvals over the service's API, so an operator next to a deployment (``kubectl exec``, a
-port-forward) need not reach its state. The service checks the approver and runs the graph."""
+"""The CLI as a client of a running service (``--service URL``): list incidents, answer
+approvals and pause or resume over the service's API, so an operator next to a deployment
+(``kubectl exec``, a port-forward) need not reach its state. The service checks who asks and
+runs the graph."""
 
 from __future__ import annotations
 
@@ -18,19 +19,26 @@ def answer_via_service(
     """``POST /incidents/{id}/approve|deny`` with the bearer token in ``$token_env``; the
     service's answer (202: queued for a worker). Raises :class:`SupervisorError` naming what
     the service refused (401, 403, 404, 409, 422) or why it could not be reached."""
+    body = {"by": by, "comment": comment}
+    return _call(
+        "POST", url, f"/incidents/{incident_id}/{verb}", json=body, headers=_auth(token_env)
+    )
+
+
+def switch_via_service(url: str, verb: str, model: str | None, by: str, token_env: str) -> bool:
+    """``POST /pause`` or ``/resume`` (one model, or all); whether the switch changed."""
+    body = {"by": by, "model": model}
+    return bool(_call("POST", url, f"/{verb}", json=body, headers=_auth(token_env))["changed"])
+
+
+def _auth(token_env: str) -> dict[str, str]:
     token = os.environ.get(token_env, "").strip()
     if not token:
         raise SupervisorError(
             f"set ${token_env} to the service's approval token (the variable its config names "
             "in service.approval_token_env), or pass --token-env NAME"
         )
-    return _call(
-        "POST",
-        url,
-        f"/incidents/{incident_id}/{verb}",
-        json={"by": by, "comment": comment},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 def incidents_via_service(url: str) -> list[dict[str, Any]]:
