@@ -86,14 +86,19 @@ class Svc:
         return len(self.rig.sup.audit.records())
 
 
-@pytest.fixture
-def svc(paused_run: Path, tmp_path: Path, slack_server: FakeSlack) -> Iterator[Svc]:
+def open_copy(paused_run: Path, tmp_path: Path) -> Rig:
+    """The paused run, copied into ``tmp_path`` (each test changes its own) and reopened."""
     state = Path(shutil.copytree(paused_run, tmp_path / "state"))
     raw = yaml.safe_load((state / "config.yaml").read_text())
     raw["state_dir"] = str(state)
     world = load_world(state)
     assert world is not None
-    rig = open_rig(world, state, raw)
+    return open_rig(world, state, raw)
+
+
+@pytest.fixture
+def svc(paused_run: Path, tmp_path: Path, slack_server: FakeSlack) -> Iterator[Svc]:
+    rig = open_copy(paused_run, tmp_path)
     runtime = ServiceRuntime(rig.sup, workers=1)
     app = create_app(runtime)
     config = SlackConfig(channel=CHANNEL, api_base_url=slack_server.api_url, users=USERS)
@@ -140,11 +145,7 @@ def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def world_writes(svc: Svc) -> dict[str, int]:
-    return world_writes_of(svc.rig)
-
-
-def world_writes_of(rig: Rig) -> dict[str, int]:
-    return rig.world_writes()
+    return svc.rig.world_writes()
 
 
 # --------------------------------------------------------------------------- incident messages
@@ -253,12 +254,7 @@ def test_socket_mode_takes_commands_and_buttons_over_the_websocket(
     # Slack's websocket is a loopback stand-in (tests/fake_socket_mode.py); the app finds it
     # through apps.connections.open with its app-level token, as with Slack.
     app_token = "xapp-1-A0MLOPS-1767600000-0123456789abcdef"
-    state = Path(shutil.copytree(paused_run, tmp_path / "state"))
-    raw = yaml.safe_load((state / "config.yaml").read_text())
-    raw["state_dir"] = str(state)
-    world = load_world(state)
-    assert world is not None
-    rig = open_rig(world, state, raw)
+    rig = open_copy(paused_run, tmp_path)
     config = SlackConfig(
         channel=CHANNEL, mode="socket", api_base_url=slack_server.api_url, users=USERS
     )
@@ -299,7 +295,7 @@ def test_socket_mode_takes_commands_and_buttons_over_the_websocket(
             socket_mode.deliver("interactive", click)
             chatops.drain(timeout=60)
             assert rig.incident(INC).status is IncidentStatus.MITIGATED
-            assert world_writes_of(rig) == {"retrain": 1, "canary_started": 1}
+            assert rig.world_writes() == {"retrain": 1, "canary_started": 1}
             update = slack_server.of("chat.update")[-1]
             assert "Approved by *alice*" in texts(update.args["blocks"])
             assert [r.actor for r in rig.records(AuditKind.APPROVAL, INC)] == ["mallory", "alice"]
