@@ -13,6 +13,9 @@ from supervisor._errors import SupervisorError
 from ._audit_cmd import add_audit_parser
 from ._eval_cmd import add_eval_parser
 
+#: The approval API's token variable unless --token-env says otherwise (the config's default).
+_TOKEN_ENV = "MLOPS_SUPERVISOR_APPROVAL_TOKEN"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -51,12 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--comment", default="", help="free text kept in the audit log")
         _where_incidents_are(p)
-        p.add_argument(
-            "--token-env",
-            default="MLOPS_SUPERVISOR_APPROVAL_TOKEN",
-            help="with --service: the variable holding the approval API's bearer token "
-            "(default: MLOPS_SUPERVISOR_APPROVAL_TOKEN)",
-        )
+        _service_token(p)
         p.set_defaults(handler=_answer, verb=verb)
 
     serve = sub.add_parser(
@@ -82,17 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="the service's watch config: its state dir, or the Postgres state replicas "
             "share when ha.postgres_dsn_env is set",
         )
-        where.add_argument(
-            "--service",
-            metavar="URL",
-            help="a running service's base URL: ask it over its API (POST /pause|/resume)",
-        )
-        p.add_argument(
-            "--token-env",
-            default="MLOPS_SUPERVISOR_APPROVAL_TOKEN",
-            help="with --service: the variable holding the API's bearer token "
-            "(default: MLOPS_SUPERVISOR_APPROVAL_TOKEN)",
-        )
+        _service_url(where)
+        _service_token(p)
         p.set_defaults(handler=_pause, verb=verb)
 
     inc = sub.add_parser(
@@ -117,10 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _where_incidents_are(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--state", type=Path, help="state directory of a run (e.g. demo-out/state)")
+    _service_url(where)
+
+
+def _service_url(where: argparse._MutuallyExclusiveGroup) -> None:
     where.add_argument(
         "--service",
         metavar="URL",
         help="a running service's base URL (e.g. http://127.0.0.1:8080): ask it over its API",
+    )
+
+
+def _service_token(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--token-env",
+        default=_TOKEN_ENV,
+        help=f"with --service: the variable holding the API's bearer token (default: {_TOKEN_ENV})",
     )
 
 
@@ -245,10 +246,9 @@ def _incidents(args: argparse.Namespace) -> int:
                 f"{row['symptom']}  opened {row['opened_at'][:16].replace('T', ' ')}"
             )
         for row in rows:
-            pending = None
-            if row["status"] == "awaiting_approval":
-                pending = pending_via_service(args.service, row["id"])
-            if pending is not None:
+            if row["status"] != "awaiting_approval":
+                continue
+            if (pending := pending_via_service(args.service, row["id"])) is not None:
                 print(
                     f"awaiting approval: {row['id']} {pending['action']} "
                     f"by one of {pending['approvers']} before {pending['deadline']}"
