@@ -54,12 +54,14 @@ class ApprovalAnswer(BaseModel):
     comment: str = Field(default="", max_length=2000, description="Why, for the audit log.")
 
 
-def _bearer(request: Request, token: str) -> bool:
-    """Whether the request carries ``Authorization: Bearer <token>`` (constant-time)."""
+def _without_bearer(request: Request, token: str, what: str) -> JSONResponse | None:
+    """None if the request carries ``Authorization: Bearer <token>`` (compared in constant
+    time); else the 401 to answer, logged as refused by ``what``."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    )
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    log.warning("%s: bad or missing bearer token from %s", what, request.client)
+    return _problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _intake_token(token_env: str | None, given: str | None) -> str | None:
@@ -320,11 +322,8 @@ def create_app(
     async def alerts(request: Request) -> Response:
         """Alertmanager webhook (version 4). 413 over the size limit, 422 naming a bad field;
         neither changes any state."""
-        if intake_token and not _bearer(request, intake_token):
-            log.warning("alerts: bad or missing bearer token from %s", request.client)
-            return _problem(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+        if intake_token and (refused := _without_bearer(request, intake_token, "alerts")):
+            return refused
         raw = await _read_json(request, limit)
         if isinstance(raw, JSONResponse):
             return raw
@@ -363,12 +362,7 @@ def create_app(
     def authorised(request: Request) -> JSONResponse | None:
         if not token:
             return _problem(503, f"approval API disabled: set ${token_env} to a bearer token")
-        if not _bearer(request, token):
-            log.warning("approval API: bad or missing bearer token from %s", request.client)
-            return _problem(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return None
+        return _without_bearer(request, token, "approval API")
 
     async def authorised_body(request: Request, model: type[B]) -> B | JSONResponse:
         """The bearer token checked, then the body parsed as ``model`` (401/413/422 if not)."""
