@@ -119,3 +119,38 @@ def test_signal_ids_are_bounded(manager: IncidentManager) -> None:
     (inc,) = manager.all()
     assert inc.signal_ids == [f"sig-{n}" for n in range(MAX_SIGNAL_IDS)]
     assert len(manager.recorder.audit.find(AuditKind.SIGNAL)) == MAX_SIGNAL_IDS + 20
+
+
+def test_a_signal_the_audit_log_cannot_take_leaves_no_incident_behind(
+    manager: IncidentManager,
+) -> None:
+    """H1: the incident used to be added before its audit record was written; a failed write
+    left a phantom open incident that swallowed every later alert of that model and symptom."""
+    # model_construct skips the boundary's text cleaning: a record no UTF-8 log can hold.
+    unwritable = Signal.model_construct(
+        **{**_signal(1).model_dump(), "annotations": {"s": "\udc80"}, "fingerprint": "fz1"}
+    )
+    with pytest.raises(UnicodeEncodeError):
+        manager.ingest(unwritable)
+    assert manager.all() == []
+    assert not manager.path.exists()
+    inc, is_new = manager.ingest(_signal(2, fingerprint="fz1"))
+    assert inc is not None and is_new  # investigated, not folded into a phantom
+
+
+def test_a_failed_fold_changes_nothing(manager: IncidentManager) -> None:
+    inc, _ = manager.ingest(_signal(1))
+    assert inc is not None
+    unwritable = Signal.model_construct(
+        **{**_signal(2).model_dump(), "annotations": {"s": "\udc80"}, "fingerprint": "fp-new"}
+    )
+    with pytest.raises(UnicodeEncodeError):
+        manager.ingest(unwritable)
+    after = manager.get(inc.id)
+    assert after is not None and after.fingerprints == ["fp-1"] and after.signal_ids == ["sig-1"]
+
+
+def test_lone_surrogates_in_untrusted_text_become_replacement_characters() -> None:
+    sig = _signal(1, annotations={"summary": "bad \udc80 byte"}, labels={"k\ud800": "v"})
+    assert sig.annotations == {"summary": "bad \ufffd byte"}
+    assert sig.labels == {"k\ufffd": "v"}

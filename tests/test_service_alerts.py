@@ -213,3 +213,19 @@ def test_with_an_intake_token_only_alerts_that_carry_it_get_in(
         runtime.shutdown()
         runtime.supervisor.close()
         backends.close()
+
+
+def test_a_lone_surrogate_in_an_annotation_is_recorded_not_a_500(service) -> None:  # type: ignore[no-untyped-def]
+    """H1: JSON may escape a lone surrogate; it used to give a 500 and a phantom incident."""
+    client, runtime = service
+    body = json.dumps(payload(fingerprint="fz1", annotations={"s": "\udc80"}))
+    assert "\\udc80" in body  # the escape as Alertmanager-compatible senders send it
+    res = client.post("/alerts", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 200, res.text
+    runtime.drain(timeout=60)
+    (inc_id,) = res.json()["opened"]
+    records = runtime.supervisor.audit.records(inc_id)
+    opened = [r for r in records if r.kind.value == "signal"]
+    assert opened[0].data["signal"]["annotations"] == {"s": "\ufffd"}
+    # The graph ran for it: the incident was investigated, not left open with no run.
+    assert any(r.kind.value == "diagnosis" for r in records)

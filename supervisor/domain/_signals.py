@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._vocab import Symptom
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable_unicode(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD.
+
+    JSON senders may escape a lone surrogate (``"\\udc80"``) that no UTF-8 file, hash, span or
+    checkpoint can hold; untrusted text keeps everything else as sent.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class SignalKind(StrEnum):
@@ -45,6 +58,18 @@ class Signal(_Strict):
     group_key: str | None = Field(default=None, description="Alertmanager notification groupKey.")
     labels: dict[str, str] = Field(default_factory=dict, description="Untrusted labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Untrusted annotations.")
+
+    @field_validator(
+        "id", "source", "model", "environment", "version", "fingerprint", "group_key", mode="after"
+    )
+    @classmethod
+    def _clean_text(cls, value: str | None) -> str | None:
+        return None if value is None else printable_unicode(value)
+
+    @field_validator("labels", "annotations", mode="after")
+    @classmethod
+    def _clean_mapping(cls, value: dict[str, str]) -> dict[str, str]:
+        return {printable_unicode(k): printable_unicode(v) for k, v in value.items()}
 
     @property
     def dedup_key(self) -> str:

@@ -187,7 +187,8 @@ class IncidentManager:
             fingerprints=[signal.fingerprint] if signal.fingerprint else [],
             group_keys=[signal.group_key] if signal.group_key else [],
         )
-        self._incidents[inc.id] = inc
+        # The records first: a signal the audit log cannot take (a write error) leaves no
+        # incident behind that later alerts would fold into and that no graph ever runs.
         self.recorder.record(
             AuditKind.SIGNAL,
             incident_id=inc.id,
@@ -200,6 +201,7 @@ class IncidentManager:
             actor="incident-manager",
             data={"incident": inc.model_dump(mode="json")},
         )
+        self._incidents[inc.id] = inc
         self._version += 1
         return inc.model_copy(), True, True
 
@@ -287,13 +289,13 @@ class IncidentManager:
         elif base.get("cooldown"):
             disposition = "suppressed: same symptom within the cooldown after the last incident"
         new = inc.model_copy(update=update)
-        self._incidents[inc.id] = new
         self.recorder.record(
             AuditKind.SIGNAL,
             incident_id=inc.id,
             actor=signal.source,
             data={**{k: v for k, v in base.items() if k != "cooldown"}, "disposition": disposition},
         )
+        self._incidents[inc.id] = new  # only once the record of the change is written
         self._version += 1
         return new.model_copy(), False, persist
 
