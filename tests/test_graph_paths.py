@@ -172,7 +172,7 @@ def test_approval_denied_executes_nothing(tmp_path: Path) -> None:
         assert "denied" in esc.data["reason"]
         assert rig.sup.pending_approvals() == []
         # an answered incident cannot be answered again
-        with pytest.raises(SupervisorError, match="not awaiting approval"):
+        with pytest.raises(SupervisorError, match="nothing to approve or deny"):
             rig.sup.approve(inc_id, "alice")
         nothing_executed(rig, inc_id)
         assert rig.verified()

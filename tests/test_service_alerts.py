@@ -229,3 +229,15 @@ def test_a_lone_surrogate_in_an_annotation_is_recorded_not_a_500(service) -> Non
     assert opened[0].data["signal"]["annotations"] == {"s": "\ufffd"}
     # The graph ran for it: the incident was investigated, not left open with no run.
     assert any(r.kind.value == "diagnosis" for r in records)
+
+
+def test_fields_of_other_alertmanager_compatible_senders_are_accepted(service) -> None:  # type: ignore[no-untyped-def]
+    """L5: Grafana's notifications carry orgId, silenceURL, values...; a 422 dropped them all."""
+    client, runtime = service
+    body = payload(fingerprint="fp-grafana")
+    body.update(orgId=1, title="[FIRING:1] ModelHighErrorRate")
+    body["alerts"][0].update(silenceURL="http://grafana/silence", values={"B": 0.07})
+    res = client.post("/alerts", json=body)
+    assert res.status_code == 200, res.text
+    assert len(res.json()["opened"]) == 1
+    runtime.drain(timeout=60)

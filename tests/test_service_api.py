@@ -116,6 +116,9 @@ def test_an_approver_approves_over_http_and_the_retrain_runs(awaiting: tuple[Ser
     # answering again: nothing is pending any more
     again = served.client.post(f"/incidents/{inc_id}/approve", json={"by": "bob"}, headers=auth())
     assert again.status_code == 409
+    assert again.json()["detail"] == (
+        f"incident {inc_id!r} is mitigated, so there is nothing to approve or deny"
+    )
     assert served.rig.world.action_counts()["retrain"] == 1
     assert served.rig.verified()
 

@@ -272,7 +272,8 @@ class Supervisor:
             )
         if inc.status is not IncidentStatus.AWAITING_APPROVAL:
             raise SupervisorError(
-                f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
+                f"incident {incident_id!r} is {inc.status.value.replace('_', ' ')}, "
+                "so there is nothing to approve or deny"
             )
         if decision == "approved":
             approvers = self.refuse_non_approver(incident_id, by, decision)

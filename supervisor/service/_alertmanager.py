@@ -23,7 +23,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class WebhookAlert(_Strict):
+class _Compatible(BaseModel):
+    # Alertmanager-compatible senders add fields of their own (Grafana: orgId, silenceURL,
+    # dashboardURL, values, ...). Dropping a whole notification for them would lose alerts;
+    # the fields intake needs are still validated strictly.
+    model_config = ConfigDict(extra="ignore")
+
+
+class WebhookAlert(_Compatible):
     """One alert of a notification, as Alertmanager sends it."""
 
     status: Literal["firing", "resolved"]
@@ -35,7 +42,7 @@ class WebhookAlert(_Strict):
     fingerprint: str = Field(min_length=1)
 
 
-class WebhookPayload(_Strict):
+class WebhookPayload(_Compatible):
     """An Alertmanager webhook notification, version 4."""
 
     version: Literal["4"]

@@ -311,9 +311,15 @@ class ServiceRuntime:
         inc = sup.incidents.get(incident_id)
         if inc is None:
             raise ApprovalRefused(404, f"no incident {incident_id!r}")
-        if inc.status is not IncidentStatus.AWAITING_APPROVAL or self._pool.busy(incident_id):
+        if inc.status is not IncidentStatus.AWAITING_APPROVAL:
             raise ApprovalRefused(
-                409, f"incident {incident_id!r} is {inc.status.value}, not awaiting approval"
+                409,
+                f"incident {incident_id!r} is {inc.status.value.replace('_', ' ')}, "
+                "so there is nothing to approve or deny",
+            )
+        if self._pool.busy(incident_id):
+            raise ApprovalRefused(
+                409, f"incident {incident_id!r} is already taking an answer; wait for it to finish"
             )
         # Deny is gated too: an unauthorised "deny" would block a remediation just as an
         # unauthorised "approve" would start one.
