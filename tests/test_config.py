@@ -87,3 +87,38 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(write(tmp_path, "models: [\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_complex_field_from_the_environment_that_is_not_json_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """L3: this used to end in a pydantic-settings traceback."""
+    monkeypatch.setenv("MLOPS_SUPERVISOR_MODELS", "not-json")
+    with pytest.raises(ConfigError, match="MLOPS_SUPERVISOR_MODELS is not valid JSON"):
+        load_config(write(tmp_path, GOOD))
+
+
+def test_an_otlp_endpoint_that_is_not_a_url_is_rejected(tmp_path: Path) -> None:
+    text = GOOD + "telemetry: {otlp_endpoint: not a url}\n"
+    with pytest.raises(ConfigError, match=r"telemetry\.otlp_endpoint: .*not an http\(s\) URL"):
+        load_config(write(tmp_path, text))
+
+
+def test_a_state_dir_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    """L3: this used to end in a FileExistsError traceback at start."""
+    from supervisor.runtime import Supervisor
+    from supervisor.telemetry import TelemetryConfig, setup_tracing
+    from tools.sim import build_world, demo_world_spec
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    config = load_config(write(tmp_path, GOOD + f"state_dir: {blocker}/state\n"))
+    world = build_world(demo_world_spec())
+    with pytest.raises(ConfigError, match=r"state_dir .* cannot be created.*fix: set state_dir"):
+        Supervisor(
+            config,
+            read=world.read_backends(),
+            write=world.write_backends(),
+            clock=world.clock,
+            tracing=setup_tracing(TelemetryConfig()),
+        )

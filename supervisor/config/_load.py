@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 from supervisor._errors import ConfigError
 from supervisor._yaml import format_validation_error, read_yaml
@@ -47,6 +47,14 @@ def config_from_dict(
         loaded = _FromMapping(**data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(source, err)) from None
+    except SettingsError as err:
+        # pydantic-settings names the field but not the variable; complex fields are JSON.
+        field = str(err).split('"')[1] if str(err).count('"') >= 2 else "?"
+        variable = f"MLOPS_SUPERVISOR_{field.upper()}"
+        raise ConfigError(
+            f"environment: {variable} is not valid JSON for the field {field!r}; fix: set it "
+            f"to a JSON value (e.g. a list of mappings for models) or unset it"
+        ) from None
     cfg = SupervisorConfig.model_validate(loaded.model_dump())
     if base_dir is not None:
         for field in ("policy_file", "playbooks_dir", "state_dir"):

@@ -16,8 +16,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from supervisor._clock import Clock
+from supervisor._errors import ConfigError, SupervisorError
 from supervisor._errors import NotLeader as NotLeader  # re-exported by supervisor.runtime
-from supervisor._errors import SupervisorError
 from supervisor._recorder import Recorder
 from supervisor.audit import AuditLog, AuditTrail
 from supervisor.chatops._pause import PauseSwitch
@@ -81,7 +81,13 @@ class Supervisor:
         self.clock = clock
         self.tracing = tracing
         self.state_dir = state_dir or config.state_dir
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"state_dir {str(self.state_dir)!r} cannot be created ({err.strerror}); "
+                "fix: set state_dir (or MLOPS_SUPERVISOR_STATE_DIR) to a writable directory"
+            ) from None
         # Replicas share everything they decide in Postgres when ha says so (checkpoints,
         # audit trail, incidents, pause switch, answers for the leader); else it all lives in
         # the state directory.

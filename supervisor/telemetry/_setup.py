@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,7 +26,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.trace import Tracer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._exporters import JsonLinesSpanExporter, RedactingSpanExporter
 
@@ -45,6 +46,18 @@ class TelemetryConfig(BaseModel):
         description="OTLP/HTTP traces endpoint, e.g. 'http://collector:4318/v1/traces'.",
     )
     service_name: str = Field(default="mlops-supervisor", description="OTel service.name.")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; fix: e.g. 'http://collector:4318/v1/traces'"
+            )
+        return value
 
 
 @dataclass(frozen=True)
