@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check test lint typecheck format system-deps bench clean
+.PHONY: demo check test lint typecheck format system-deps wheel-smoke bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ check: system-deps $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	PYTHON=$(BIN)/python bash scripts/wheel-smoke.sh
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
@@ -41,6 +42,10 @@ typecheck: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## wheel-smoke: the built wheel installs in a clean venv and runs demo and eval outside the repo
+wheel-smoke: $(VENV)/.installed
+	PYTHON=$(BIN)/python bash scripts/wheel-smoke.sh
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor._yaml import load_yaml_model
 
-from ._harness import REPO
+from ._harness import EVALS_DIR
 
-CI_FLOOR_FILE = REPO / "evals" / "ci_floor.yaml"
+CI_FLOOR_FILE = EVALS_DIR / "ci_floor.yaml"
 
 
 class CiFloor(BaseModel):

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from supervisor._defaults import default_playbooks_dir, default_policy_file
 from supervisor.domain import (
     MUTATING_ACTIONS,
     ActionType,
@@ -33,7 +34,8 @@ from ._baselines import BaselineEnv, Flagger, NaiveDrift, Noop, Scheduled
 from ._results import SUPERVISOR_REASONERS, CaseResult, ExecutedAction, RunResult
 from ._scenario import Expectation, MetricsOutage, Scenario
 
-REPO = Path(__file__).resolve().parent.parent
+#: The evals package itself (scenarios, CI floor): in a checkout and in an installed wheel.
+EVALS_DIR = Path(__file__).resolve().parent
 TICK = timedelta(minutes=1)
 CHECK_EVERY = timedelta(minutes=5)
 SAMPLE_EVERY = timedelta(minutes=5)
@@ -79,8 +81,8 @@ class RunSpec:
     system: str
     seed: int
     workdir: Path
-    policy_file: Path = REPO / "policies" / "default.yaml"
-    playbooks_dir: Path = REPO / "playbooks"
+    policy_file: Path = field(default_factory=default_policy_file)
+    playbooks_dir: Path = field(default_factory=default_playbooks_dir)
     reasoner: str = "rules"
     llm: dict[str, Any] | None = None  # LLMConfig fields given on the command line
     record_dir: Path | None = None  # save LLM exchanges here (per scenario and seed)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._baselines import BASELINES
-from ._harness import REPO, RunSpec, run
+from ._harness import EVALS_DIR, RunSpec, run
 from ._results import SUPERVISOR, SUPERVISOR_REASONERS, RunResult
 from ._scenario import Scenario
 
@@ -162,4 +162,4 @@ class _Progress:
 
 def default_scenarios_dir() -> Path:
     """The committed suite."""
-    return REPO / "evals" / "scenarios"
+    return EVALS_DIR / "scenarios"

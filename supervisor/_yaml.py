@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ._defaults import shipped_dir
 from ._errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
-#: Where the generated schemas live, relative to the repository root.
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+#: Where the generated schemas live (the checkout's schemas/, or the wheel's copy).
+SCHEMA_DIR = shipped_dir("schemas")
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:

@@ -410,6 +410,11 @@ def test_dockerfile_runs_serve_as_a_non_root_user_with_a_health_check() -> None:
     dep = one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert cmd == dep["args"]  # the image's default and the Deployment agree
     assert [rest for w, rest in final if w == "EXPOSE"] == [str(dep["ports"][0]["containerPort"])]
+    # the image installs the built wheel (package data included), not the source tree
+    build = steps[:last_from]
+    assert any(
+        w == "RUN" and "pip wheel" in rest and "pip install /wheels/" in rest for w, rest in build
+    )
     # every COPY source exists in the build context (the repository root)
     for w, rest in steps:
         if w == "COPY" and not rest.startswith("--from"):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
+from supervisor._defaults import default_playbooks_dir, default_policy_file
 from supervisor._errors import ConfigError
 from supervisor._yaml import format_validation_error, read_yaml
 
@@ -61,4 +62,10 @@ def config_from_dict(
             value: Path = getattr(cfg, field)
             if not value.is_absolute():
                 setattr(cfg, field, (base_dir / value).resolve())
+    # Left out: the files beside the config if there are any, else the ones the package ships
+    # (an installed wheel has no policies/ or playbooks/ next to the user's config).
+    shipped = {"policy_file": default_policy_file(), "playbooks_dir": default_playbooks_dir()}
+    for field, default in shipped.items():
+        if field not in loaded.model_fields_set and not getattr(cfg, field).exists():
+            setattr(cfg, field, default)
     return cfg
