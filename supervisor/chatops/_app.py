@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.middleware import Middleware
@@ -40,6 +40,11 @@ EVENTS_PATH = "/slack/events"
 
 #: Slack's window for the request timestamp; also how long a signature is remembered.
 REPLAY_WINDOW_S = 300
+
+#: Largest request body read from the internet-facing events URL. Slack's interactive payloads
+#: carry at most the message they came from (50 blocks of 3,000 characters); 1 MiB is several
+#: times that, and an unsigned flood cannot make the server buffer more.
+MAX_BODY_BYTES = 1_048_576
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -80,6 +85,14 @@ class SignatureCheck(Middleware):
             return next()
         log.warning("slack: refused a request: bad signature, stale timestamp or a replay")
         return BoltResponse(status=401, body={"error": "invalid request"})
+
+    def plausible(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request can be signed at all: a v0 signature and a fresh timestamp. Checked
+        before the body is read, so an unsigned or stale post costs no memory."""
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        if not headers.get("x-slack-signature", "").startswith("v0=") or not timestamp.isdigit():
+            return False
+        return abs(self._now() - int(timestamp)) <= REPLAY_WINDOW_S
 
     def _first_use(self, signature: str, timestamp: int) -> bool:
         horizon = self._now() - REPLAY_WINDOW_S
@@ -172,9 +185,10 @@ class ChatOps:
         self._pool = _TrackedPool(workers)
         check: Middleware = SocketModeOnly()
         secret = ""
+        self._signature: SignatureCheck | None = None
         if config.mode == "http":
             secret = config.secret("signing_secret_env", env)
-            check = SignatureCheck(secret, now)
+            check = self._signature = SignatureCheck(secret, now)
         self.app = App(
             name="mlops-supervisor",
             client=client,
@@ -194,9 +208,18 @@ class ChatOps:
         router = APIRouter()
         app = self.app
 
+        signature = self._signature
+
         @router.post(EVENTS_PATH, include_in_schema=False)
         async def slack_events(request: Request) -> Response:
-            body = await request.body()
+            if signature is not None and not signature.plausible(request.headers):
+                log.warning("slack: refused a request with no signature or a stale timestamp")
+                return JSONResponse({"error": "invalid request"}, status_code=401)
+            body = await _read_capped(request, MAX_BODY_BYTES)
+            if body is None:
+                return JSONResponse(
+                    {"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, status_code=413
+                )
             # bolt blocks until the listener acks; keep the event loop free meanwhile
             resp = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
             return to_starlette_response(resp)
@@ -319,6 +342,19 @@ class ChatOps:
             )
         except (SlackClientError, OSError) as err:
             log.warning("slack: could not tell %s: %s", user, err)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None past ``limit`` bytes (declared or streamed); never reads more."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def mount_slack(app: FastAPI, chatops: ChatOps) -> None:
