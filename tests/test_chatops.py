@@ -394,6 +394,27 @@ def test_bad_signatures_and_stale_timestamps_get_401_and_change_nothing(
     assert svc.fake.methods() == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=not+json",
+        "payload=" + "%5B" * 5_000 + "%5D" * 5_000,
+        'payload={"type":"block_actions","actions":[]}',
+        'payload={"type":"block_actions"}',
+        "payload=%5B1%2C2%5D",
+    ],
+    ids=["not-json", "nested", "no-actions", "actions-missing", "not-an-object"],
+)
+def test_a_signed_but_malformed_payload_is_400_and_changes_nothing(svc: Svc, body: str) -> None:
+    """L2: a valid signature over a malformed body used to be answered 500."""
+    before = svc.audit_len()
+    resp = svc.post(body)
+    assert resp.status_code == 400, resp.text
+    assert "payload" in resp.json()["error"]
+    assert svc.status() == "awaiting_approval" and world_writes(svc) == {}
+    assert svc.audit_len() == before
+
+
 def test_a_timestamp_inside_the_window_is_accepted(svc: Svc) -> None:
     body = slash("status", "U0BOB", svc.fake)
     resp = svc.http.post("/slack/events", content=body, headers=sign(body, NOW - 299))

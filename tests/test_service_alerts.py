@@ -241,3 +241,21 @@ def test_fields_of_other_alertmanager_compatible_senders_are_accepted(service) -
     assert res.status_code == 200, res.text
     assert len(res.json()["opened"]) == 1
     runtime.drain(timeout=60)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"version":"4","groupKey":' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b'{"version":"4","truncatedAlerts":' + b"9" * 5_000 + b"}",
+    ],
+    ids=["nested-5000-deep", "5000-digit-integer"],
+)
+def test_json_python_cannot_parse_is_422_and_changes_nothing(service, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    """L1: deep nesting and a 5,000-digit integer used to be answered 500."""
+    client, runtime = service
+    before = _state(runtime)
+    res = client.post("/alerts", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 422, res.text
+    assert "not JSON we accept" in res.json()["detail"][0]["msg"]
+    assert _state(runtime) == before

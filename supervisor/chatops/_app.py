@@ -27,6 +27,7 @@ from ._commands import USAGE, Caller, Commands, Reply, parse
 from ._config import SlackConfig
 from ._notifier import SlackNotifier
 from ._pause import PauseSwitch
+from ._payload import malformed
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -85,6 +86,15 @@ class SignatureCheck(Middleware):
             return next()
         log.warning("slack: refused a request: bad signature, stale timestamp or a replay")
         return BoltResponse(status=401, body={"error": "invalid request"})
+
+    def signed(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Whether ``body`` carries a valid signature (the replay check stays with
+        :meth:`process`, which every request still passes)."""
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        try:
+            return self._verifier.is_valid(body, timestamp, headers.get("x-slack-signature", ""))
+        except ValueError:
+            return False
 
     def plausible(self, headers: Mapping[str, str]) -> bool:
         """Whether a request can be signed at all: a v0 signature and a fresh timestamp. Checked
@@ -220,6 +230,11 @@ class ChatOps:
                 return JSONResponse(
                     {"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, status_code=413
                 )
+            if signature is not None and signature.signed(body, request.headers):
+                problem = malformed(body, request.headers.get("content-type", ""))
+                if problem is not None:
+                    log.warning("slack: refused a signed but malformed request: %s", problem)
+                    return JSONResponse({"error": problem}, status_code=400)
             # bolt blocks until the listener acks; keep the event loop free meanwhile
             resp = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
             return to_starlette_response(resp)

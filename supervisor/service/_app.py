@@ -102,6 +102,10 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         return _problem(422, [{"loc": ["body"], "msg": f"not JSON: {err}"}])
+    except RecursionError:
+        return _problem(422, [{"loc": ["body"], "msg": "not JSON we accept: nested too deeply"}])
+    except ValueError as err:  # an integer past Python's 4,300-digit conversion limit
+        return _problem(422, [{"loc": ["body"], "msg": f"not JSON we accept: {err}"}])
 
 
 class LaneClosed(Exception):
