@@ -154,3 +154,21 @@ def test_lone_surrogates_in_untrusted_text_become_replacement_characters() -> No
     sig = _signal(1, annotations={"summary": "bad \udc80 byte"}, labels={"k\ud800": "v"})
     assert sig.annotations == {"summary": "bad \ufffd byte"}
     assert sig.labels == {"k\ufffd": "v"}
+
+
+def test_an_incident_is_resolved_when_its_last_alert_resolves_not_its_first(
+    manager: IncidentManager,
+) -> None:
+    """L4: resolved_at was set when one of an incident's two alerts resolved."""
+    inc, _ = manager.ingest(_signal(1, fingerprint="fp-a"))
+    assert inc is not None
+    manager.ingest(_signal(2, fingerprint="fp-b"))
+    manager.ingest(_signal(3, fingerprint="fp-a", status="resolved"))
+    now = manager.get(inc.id)
+    assert now is not None and now.resolved_at is None and now.resolved_fingerprints == ["fp-a"]
+    manager.ingest(_signal(4, fingerprint="fp-b", status="resolved"))
+    now = manager.get(inc.id)
+    assert now is not None and now.resolved_at is not None
+    manager.ingest(_signal(5, fingerprint="fp-a"))  # fires again
+    now = manager.get(inc.id)
+    assert now is not None and now.resolved_at is None and now.resolved_fingerprints == ["fp-b"]

@@ -107,7 +107,12 @@ class Incident(_Strict):
     signal_count: int = Field(default=1, ge=0, description="How many signals it received.")
     fingerprints: list[str] = Field(default_factory=list, description="Alert fingerprints seen.")
     group_keys: list[str] = Field(default_factory=list, description="Alertmanager groupKeys seen.")
-    resolved_at: datetime | None = Field(default=None, description="When the alert resolved.")
+    resolved_fingerprints: list[str] = Field(
+        default_factory=list, description="Fingerprints whose alert has resolved (and not refired)."
+    )
+    resolved_at: datetime | None = Field(
+        default=None, description="When the last of its firing alerts resolved."
+    )
     ended_at: datetime | None = Field(
         default=None, description="When the incident reached mitigated, escalated or closed."
     )

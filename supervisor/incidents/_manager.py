@@ -281,12 +281,29 @@ class IncidentManager:
         # What matching and recovery read must survive a crash; a plain repeat need not.
         persist = "fingerprints" in update or "group_keys" in update
         disposition = "folded into open incident"
+        fingerprints = [*inc.fingerprints]
+        if signal.fingerprint and signal.fingerprint not in fingerprints:
+            fingerprints.append(signal.fingerprint)
+        # An incident is resolved when every alert in it is, not when the first one is (two
+        # alerts in one notification, one resolving, is still a firing incident).
+        resolved = [f for f in inc.resolved_fingerprints if f != signal.fingerprint]
+        if signal.status == "resolved":
+            # A resolution that names no alert resolves the incident as a whole.
+            resolved = [*resolved, signal.fingerprint] if signal.fingerprint else fingerprints
+        if resolved != inc.resolved_fingerprints:
+            update["resolved_fingerprints"] = resolved
+        still_firing = set(fingerprints) - set(resolved)
         if signal.status == "resolved":
             # Shown, never matched on: like a plain repeat it waits for the next write (the
             # audit log has the resolution either way).
-            update["resolved_at"] = signal.observed_at
+            if not still_firing:
+                update["resolved_at"] = signal.observed_at
             disposition = "resolved notification recorded"
-        elif base.get("cooldown"):
+            if still_firing:
+                disposition += f"; {len(still_firing)} other alert(s) of the incident still firing"
+        elif inc.resolved_at is not None:
+            update["resolved_at"] = None  # fired again
+        if signal.status != "resolved" and base.get("cooldown"):
             disposition = "suppressed: same symptom within the cooldown after the last incident"
         new = inc.model_copy(update=update)
         self.recorder.record(
