@@ -195,3 +195,68 @@ def test_redact_does_not_mutate_its_input() -> None:
     value = {"token": "abc", "inner": ["password=abc"]}
     redact(value)
     assert value == {"token": "abc", "inner": ["password=abc"]}
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzQ9kLmNoPq"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            f"creds: {AWS} {AWS_SECRET}",
+            "creds: [REDACTED] [REDACTED]",
+            id="aws-secret-with-no-key-name",
+        ),
+        pytest.param(
+            "dsn postgres://svc:Xq9/zzT+r8w@db2.internal:5432/app",
+            "dsn postgres://svc:[REDACTED]@db2.internal:5432/app",
+            id="dsn-password-with-slash",
+        ),
+        pytest.param(
+            "postgres://svc:p@ss@db:5432/x",
+            "postgres://svc:[REDACTED]@db:5432/x",
+            id="password-with-at-sign",
+        ),
+    ],
+)
+def test_shapes_the_hostile_input_campaign_leaked(text: str, expected: str) -> None:
+    """Issue 14 M3: each of these reached audit.jsonl unredacted or half redacted."""
+    assert redact_text(text) == expected
+
+
+def test_hex_digests_are_not_aws_secrets() -> None:
+    for text in ("commit 3f786850e387550fdab836ed7e6dc881de23001b", "0af7651916cd43dd8448eb211c80"):
+        assert redact_text(text) == text
+
+
+def test_intake_redacts_before_it_truncates() -> None:
+    """M3: the 2,048-character cap used to cut an sk- key in half before redaction saw it."""
+    from datetime import UTC, datetime
+
+    from supervisor.config import IntakeConfig
+    from supervisor.service._alertmanager import MAX_TEXT, WebhookPayload, signals_from_webhook
+
+    text = "x" * (MAX_TEXT - 10) + " " + SK
+    payload = WebhookPayload.model_validate(
+        {
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="A", dsn="postgres://svc:{AWS_SECRET}@db"}}',
+            "status": "firing",
+            "receiver": "r",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "ModelHighErrorRate", "model": "churn"},
+                    "annotations": {"description": text},
+                    "startsAt": "2026-01-05T09:00:00Z",
+                    "fingerprint": "fp-1",
+                }
+            ],
+        }
+    )
+    intake = IntakeConfig(symptom_map={"ModelHighErrorRate": "high_error_rate"})
+    (signal,), _ = signals_from_webhook(payload, intake, datetime.now(UTC))
+    assert SK[:12] not in signal.annotations["description"]
+    assert "[REDACTED" in signal.annotations["description"]  # the cut may halve the marker
+    assert signal.group_key is not None and AWS_SECRET not in signal.group_key

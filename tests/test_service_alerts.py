@@ -259,3 +259,21 @@ def test_json_python_cannot_parse_is_422_and_changes_nothing(service, body: byte
     assert res.status_code == 422, res.text
     assert "not JSON we accept" in res.json()["detail"][0]["msg"]
     assert _state(runtime) == before
+
+
+def test_state_files_are_owner_only_and_hold_no_raw_group_key(service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """M3: checkpoints.sqlite was 0644 and incidents.json and the API held the raw groupKey."""
+    import stat
+
+    client, runtime = service
+    secret = "postgres://svc:Xq9/zzT+r8w@db2"
+    body = payload(fingerprint="fp-secret", group_key=f'{{}}:{{dsn="{secret}"}}')
+    (inc_id,) = client.post("/alerts", json=body).json()["opened"]
+    runtime.drain(timeout=60)
+    runtime.supervisor.incidents.flush()
+    state = runtime.supervisor.state_dir
+    for name in ("checkpoints.sqlite", "incidents.json", "audit.jsonl"):
+        mode = stat.S_IMODE((state / name).stat().st_mode)
+        assert mode & 0o027 == 0, f"{name} is {oct(mode)}"  # 0600 or 0640 at most
+        assert b"Xq9/zzT" not in (state / name).read_bytes(), name
+    assert "Xq9/zzT" not in client.get(f"/incidents/{inc_id}").text

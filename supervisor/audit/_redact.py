@@ -138,9 +138,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         "[REDACTED PRIVATE KEY]",
     ),
-    # Credentials in URLs: scheme://user:password@host keeps the user, masks the password.
+    # Credentials in URLs: scheme://user:password@host keeps the user, masks the password. The
+    # password may hold '/' and '@' (an '@' only when another follows: the last one ends it).
     (
-        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]+):[^\s@/]+@"),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]+):(?:[^\s@]|@(?=[^\s@]*@))+@"),
         rf"\1:{REDACTED}@",
     ),
     # JSON Web Tokens: three base64url parts, the first two JSON objects ("eyJ").
@@ -159,6 +160,16 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bxapp-[A-Za-z0-9\-]{10,}"), REDACTED),
     # AWS access key ids (long-term AKIA, temporary ASIA).
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
+    # AWS secret access keys, with or without a key name beside them: exactly 40 base64
+    # characters mixing upper case, lower case and digits. Hex digests (sha1, commit ids) are
+    # lower case only, so they are kept.
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+            r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+        ),
+        REDACTED,
+    ),
     # GitHub tokens: classic prefixes and fine-grained PATs.
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), REDACTED),
     (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), REDACTED),

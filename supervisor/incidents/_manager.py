@@ -334,6 +334,8 @@ class IncidentManager:
             if version <= self._saved:
                 return
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(_INDEX.dump_json(incidents, indent=1))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only
+            with os.fdopen(fd, "wb") as out:
+                out.write(_INDEX.dump_json(incidents, indent=1))
             os.replace(tmp, self.path)
             self._saved = version

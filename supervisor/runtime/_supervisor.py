@@ -4,6 +4,7 @@ drives incidents through it (new signals, approvals, timeouts)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -163,9 +164,12 @@ class Supervisor:
         if checkpointer is None and self._shared is not None:
             checkpointer = self._shared.saver
         if checkpointer is None:
-            self._db = sqlite3.connect(
-                self.state_dir / "checkpoints.sqlite", check_same_thread=False
-            )
+            db = self.state_dir / "checkpoints.sqlite"
+            # Owner-only: checkpoints hold every incident's evidence. SQLite gives its journal
+            # files the database file's mode.
+            os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(db, 0o600)
+            self._db = sqlite3.connect(db, check_same_thread=False)
             checkpointer = SqliteSaver(self._db)
         self.graph = build_graph(checkpointer)
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from supervisor.audit import redact, redact_text
 from supervisor.config import IntakeConfig
 from supervisor.domain import Signal, SignalKind, Symptom
 
@@ -66,10 +67,12 @@ class Unmapped(_Strict):
 
 
 def _cap(values: dict[str, str]) -> dict[str, str]:
-    return {
-        k[:256]: (v if len(v) <= MAX_TEXT else v[:MAX_TEXT] + " [truncated]")
-        for k, v in values.items()
-    }
+    """Redacted, then length-capped: a cut made first could split a secret into a shape the
+    patterns no longer know (half an ``sk-`` key), and the half would be kept."""
+    out: dict[str, str] = {}
+    for key, value in redact({k[:256]: v for k, v in values.items()}).items():
+        out[key] = value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + " [truncated]"
+    return out
 
 
 def signals_from_webhook(
@@ -121,7 +124,9 @@ def signals_from_webhook(
                 if alert.status == "resolved" and alert.endsAt
                 else alert.startsAt,
                 fingerprint=alert.fingerprint,
-                group_key=payload.groupKey,
+                # Redacted here, so no index, checkpoint or API answer ever holds the raw text;
+                # deterministic, so repeats of one group still match.
+                group_key=redact_text(payload.groupKey),
                 labels=labels,
                 annotations=_cap(alert.annotations),
             )
