@@ -136,3 +136,38 @@ def test_module_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_repair_cuts_a_torn_last_line_and_the_log_opens_again(log_path: Path) -> None:
+    """M4: a torn last line stopped the service, and its advice (start a new log) stranded the
+    in-flight action; repair keeps every complete record instead."""
+    from supervisor import AuditIntegrityError
+    from supervisor.cli._audit_cmd import repair_command
+
+    whole = log_path.read_bytes()
+    torn = b'{"actor":"executor","data":{"outcome":'  # a crash mid-write
+    log_path.write_bytes(whole + torn)
+    with pytest.raises(AuditIntegrityError, match="audit repair"):
+        AuditLog(log_path, SimClock())
+    out = io.StringIO()
+    assert repair_command(log_path, out) == 0
+    assert "REPAIRED" in out.getvalue() and "4 complete records kept" in out.getvalue()
+    assert log_path.read_bytes() == whole
+    (evidence,) = log_path.parent.glob("audit.jsonl.torn-*")
+    assert evidence.read_bytes() == torn
+    assert verify_command(log_path, io.StringIO()) == 0
+    with AuditLog(log_path, SimClock()) as log:  # the service starts and appends again
+        log.append(AuditKind.SIGNAL, incident_id="inc-3", actor="t", data={})
+        assert len(log) == 5
+    assert repair_command(log_path, io.StringIO()) == 0  # intact: nothing to do
+
+
+def test_repair_refuses_an_edited_record(log_path: Path) -> None:
+    from supervisor.cli._audit_cmd import repair_command
+
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"require_approval", b"allow")
+    log_path.write_bytes(b"".join(lines))
+    before = log_path.read_bytes()
+    assert repair_command(log_path, io.StringIO()) == 1
+    assert log_path.read_bytes() == before  # evidence untouched

@@ -346,8 +346,10 @@ class AuditLog:
         except ChainError as exc:
             raise AuditIntegrityError(
                 f"audit log {str(self._path)!r} is broken at record {exc.position}: {exc.reason}. "
-                "Appending would extend a broken chain: move the file aside (keep it as "
-                "evidence) and start a new log."
+                "Appending would extend a broken chain. If only the last line is torn (a crash "
+                f"mid-write), `mlops-supervisor audit repair {self._path}` cuts it and keeps "
+                "every complete record, so in-flight actions are reconciled on the next start; "
+                "otherwise move the file aside (keep it as evidence) and start a new log."
             ) from None
         finally:
             self._offset += start

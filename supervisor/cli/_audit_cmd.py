@@ -139,6 +139,36 @@ def _run_show(args: argparse.Namespace) -> int:
     return show_command(args.file, args.incident)
 
 
+def repair_command(path: Path, out: TextIO | None = None) -> int:
+    """Cut a torn last line off the log at ``path``; 0 if the log is (now) intact, 1 if it is
+    broken in a way repair does not touch."""
+    from supervisor import SupervisorError
+    from supervisor.audit import repair
+
+    stream = out if out is not None else sys.stdout
+    try:
+        result = repair(path)
+    except SupervisorError as err:
+        print(f"NOT REPAIRED: {err}", file=sys.stderr)
+        return 1
+    except FileNotFoundError:
+        print(f"NOT REPAIRED: no audit log at {str(path)!r}", file=sys.stderr)
+        return 1
+    if result.cut_bytes == 0:
+        print(f"OK: nothing to repair; {result.kept} records, chain intact", file=stream)
+    else:
+        print(
+            f"REPAIRED: cut a torn last line of {result.cut_bytes} bytes (saved to "
+            f"{result.evidence}); {result.kept} complete records kept, chain verified",
+            file=stream,
+        )
+    return 0
+
+
+def _run_repair(args: argparse.Namespace) -> int:
+    return repair_command(args.file)
+
+
 def _run_export(args: argparse.Namespace) -> int:
     return export_command(args.postgres_env, args.out)
 
@@ -180,6 +210,15 @@ def add_audit_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     _add_source(show)
     show.add_argument("--incident", metavar="ID", default=None, help="only this incident")
     show.set_defaults(handler=_run_show, func=_run_show)
+    repair = commands.add_parser(
+        "repair",
+        help="cut a last line torn by a crash mid-write, keeping every complete record",
+        description="Cut a last line torn by a crash mid-write (saved beside the log as "
+        "evidence), set the head file to the complete records and verify again. A log broken "
+        "any other way (an edited, removed or reordered record) is left as it is: exit 1.",
+    )
+    repair.add_argument("file", type=Path, metavar="FILE", help="the audit log (JSONL)")
+    repair.set_defaults(handler=_run_repair, func=_run_repair)
     export = commands.add_parser(
         "export",
         help="write the Postgres audit store to a JSONL file and its head file",
