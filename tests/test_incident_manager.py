@@ -172,3 +172,27 @@ def test_an_incident_is_resolved_when_its_last_alert_resolves_not_its_first(
     manager.ingest(_signal(5, fingerprint="fp-a"))  # fires again
     now = manager.get(inc.id)
     assert now is not None and now.resolved_at is None and now.resolved_fingerprints == ["fp-b"]
+
+
+def test_a_batch_writes_the_index_once_at_its_end(manager: IncidentManager) -> None:
+    """M2: each new fingerprint of one notification rewrote the whole index (and synced)."""
+    inc, _ = manager.ingest(_signal(1, fingerprint="fp-0"))
+    assert inc is not None
+    with manager.batched():
+        for n in range(1, 30):
+            manager.ingest(_signal(n + 1, fingerprint=f"fp-{n}"))
+        assert _index(manager)[0]["fingerprints"] == ["fp-0"]  # not yet written
+    assert _index(manager)[0]["fingerprints"] == [f"fp-{n}" for n in range(30)]
+
+
+def test_fingerprints_of_an_incident_are_bounded(manager: IncidentManager) -> None:
+    from supervisor.incidents._manager import MAX_FINGERPRINTS
+
+    with manager.batched():
+        for n in range(MAX_FINGERPRINTS + 50):
+            manager.ingest(_signal(n, fingerprint=f"fp-{n}"))
+    (inc,) = manager.all()
+    assert len(inc.fingerprints) == MAX_FINGERPRINTS
+    assert inc.signal_count == MAX_FINGERPRINTS + 50  # every alert still counted and audited
+    kinds = [r.kind for r in manager.recorder.audit.records()]
+    assert kinds.count(AuditKind.SIGNAL) == MAX_FINGERPRINTS + 50

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +44,13 @@ _INDEX = TypeAdapter(list[Incident])
 
 #: ``Incident.signal_ids`` keeps the first this many signals; the audit log has all of them.
 MAX_SIGNAL_IDS = 20
+
+#: ``Incident.fingerprints`` keeps the first this many alert fingerprints. While the incident is
+#: open its (model, symptom) matches every later alert anyway; the list serves matching a late
+#: resolution to an ended incident, and Alertmanager groups of one model and symptom stay far
+#: below this (a notification of 4,000 new fingerprints made each later one cost a rewrite of
+#: an ever larger index: 18.9 s). Past it, alerts are still audited, one by one.
+MAX_FINGERPRINTS = 500
 
 
 class SharedIncidents(Protocol):
@@ -85,6 +93,7 @@ class IncidentManager:
         self._version = 0
         self._saved = 0
         self._save_lock = threading.Lock()
+        self._batch = threading.local()  # depth of batched() on this thread
         self._shared = shared
         if shared is not None:
             self._incidents = {i.id: i for i in shared.load()}
@@ -121,6 +130,19 @@ class IncidentManager:
         if snapshot is not None:
             self._persist(snapshot)
 
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Signals ingested on this thread inside the block write the index once, at its end
+        (after their audit records), instead of once per new fingerprint or incident."""
+        depth = getattr(self._batch, "depth", 0)
+        self._batch.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._batch.depth = depth
+            if depth == 0:
+                self.flush()
+
     def open_for(self, model: str, environment: str) -> list[Incident]:
         """Open incidents of one model (any symptom)."""
         return [
@@ -143,7 +165,7 @@ class IncidentManager:
                 if self._shared is not None:
                     if incident is not None:
                         self._shared.put([self._incidents[incident.id]])
-                elif persist:
+                elif persist and not getattr(self._batch, "depth", 0):
                     snapshot = self._snapshot()
             if snapshot is not None:
                 self._persist(snapshot)
@@ -274,16 +296,19 @@ class IncidentManager:
         update["signal_count"] = inc.signal_count + 1
         if len(inc.signal_ids) < MAX_SIGNAL_IDS:
             update["signal_ids"] = [*inc.signal_ids, signal.id]
-        if signal.fingerprint and signal.fingerprint not in inc.fingerprints:
+        if (
+            signal.fingerprint
+            and len(inc.fingerprints) < MAX_FINGERPRINTS
+            and signal.fingerprint not in inc.fingerprints
+        ):
             update["fingerprints"] = [*inc.fingerprints, signal.fingerprint]
         if signal.group_key and signal.group_key not in inc.group_keys:
             update["group_keys"] = [*inc.group_keys, signal.group_key]
         # What matching and recovery read must survive a crash; a plain repeat need not.
         persist = "fingerprints" in update or "group_keys" in update
         disposition = "folded into open incident"
-        fingerprints = [*inc.fingerprints]
-        if signal.fingerprint and signal.fingerprint not in fingerprints:
-            fingerprints.append(signal.fingerprint)
+        fingerprints = update.get("fingerprints", inc.fingerprints)
+        assert isinstance(fingerprints, list)
         # An incident is resolved when every alert in it is, not when the first one is (two
         # alerts in one notification, one resolving, is still a firing incident).
         resolved = [f for f in inc.resolved_fingerprints if f != signal.fingerprint]

@@ -217,8 +217,9 @@ class ServiceRuntime:
     def intake(self, payload: WebhookPayload) -> dict[str, Any]:
         """Record every alert of a notification; start a graph for each new incident."""
         sup = self.supervisor
-        # One wait for the disk per notification, after every record of it is written.
-        with sup.audit.deferred_sync():
+        # One wait for the disk per notification, after every record of it is written, and one
+        # write of the incident index, after them.
+        with sup.audit.deferred_sync(), sup.incidents.batched():
             return self._intake(payload)
 
     def _intake(self, payload: WebhookPayload) -> dict[str, Any]:
