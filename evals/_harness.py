@@ -110,6 +110,8 @@ class _OutageMetrics:
         for o in self._outages:
             until = math.inf if o.until_minutes is None else o.until_minutes
             on = o.model == model and o.at_minutes <= minute < until
+            # A per-version outage drops that version's series only.
+            on &= o.version is None or o.version == version
             if on and (o.metrics is None or MetricName(metric) in o.metrics):
                 return None
         return self._world.read(model, metric, version=version, window=window, end=end)
@@ -122,18 +124,80 @@ def _backends(world: SimWorld, scenario: Scenario) -> tuple[ReadBackends, WriteB
     return read, write
 
 
+def _seed_history(sc: Scenario, world: SimWorld, state_dir: Path) -> None:
+    """Write the scenario's past actions into the run's audit log before the supervisor opens
+    it, as the supervisor's own records (a guard decision, then a succeeded outcome), dated
+    before minute 0: the guard's rate limits count them as it counts its own actions."""
+    if not sc.history:
+        return
+    from supervisor import SimClock
+    from supervisor.audit import AuditLog
+    from supervisor.domain import ActionOutcome, PolicyDecision, Verdict
+
+    envs = {m.name: m.environment for m in sc.world.models}
+    with AuditLog(state_dir / "audit.jsonl", SimClock(world.start)) as log:
+        for i, past in sorted(enumerate(sc.history), key=lambda p: p[1].at_minutes):
+            at = world.start + timedelta(minutes=past.at_minutes)
+            incident = f"history-{i}"
+            key = f"{incident}/{past.action}/{past.model}"
+            action = ActionType(past.action)
+            common = {
+                "idempotency_key": key,
+                "action": action.value,
+                "model": past.model,
+                "environment": envs[past.model],
+            }
+            decision = PolicyDecision(
+                verdict=Verdict.ALLOW,
+                action=action,
+                rule_ids=["scenario-history"],
+                reasons=["scenario-history: an action taken before the evaluated run"],
+                decided_at=at,
+            )
+            log.append(
+                AuditKind.DECISION,
+                incident_id=incident,
+                actor="guard",
+                data={"idempotency_key": key, "decision": decision, "evidence": []},
+                ts=at,
+            )
+            outcome = ActionOutcome(
+                idempotency_key=key,
+                action=action,
+                status="succeeded",
+                detail="before the run",
+                at=at,
+            )
+            log.append(
+                AuditKind.ACTION_OUTCOME,
+                incident_id=incident,
+                actor="executor",
+                data={**common, "outcome": outcome},
+                ts=at,
+            )
+
+
 def _minutes(world: SimWorld, when: datetime) -> float:
     return (when - world.start) / timedelta(minutes=1)
 
 
 def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dict[str, Any]:
-    """The watch config the supervisor runs with in this scenario."""
+    """The watch config the supervisor runs with in this scenario.
+
+    A policy overlay is merged into a copy of the run's policy in ``state_dir``.
+    """
+    policy_file = spec.policy_file
+    if scenario.policy.rules or scenario.policy.approver_groups:
+        policy_file = scenario.policy.apply(spec.policy_file, state_dir / "policy.json")
     signals: list[dict[str, Any]] = [
         {"metric": "error_rate", "threshold": 0.05},
         {"metric": "latency_p99", "threshold": 500.0},
         {"metric": "saturation", "threshold": 0.9},
     ]
-    if scenario.trigger.quality_floor is not None:
+    watch = scenario.watch
+    if watch.signals is not None:
+        signals = [sig.model_dump(mode="json") for sig in watch.signals]
+    elif scenario.trigger.quality_floor is not None:
         signals.append(
             {
                 "metric": "accuracy",
@@ -151,11 +215,14 @@ def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dic
                 "owner": m.owner,
                 "data_owner": m.data_owner,
                 "signals": signals,
-                "drift": {"interval_minutes": scenario.trigger.drift_interval_minutes},
+                "drift": {
+                    "interval_minutes": scenario.drift_interval_minutes,
+                    **watch.drift.model_dump(exclude_none=True, exclude={"interval_minutes"}),
+                },
             }
             for m in scenario.world.models
         ],
-        "policy_file": str(spec.policy_file),
+        "policy_file": str(policy_file),
         "playbooks_dir": str(spec.playbooks_dir),
         "reasoner": spec.reasoner,
         **({"llm": spec.llm} if spec.llm else {}),
@@ -251,7 +318,48 @@ class _Observer:
             acc = self.world.evaluate(exp.model)
             if acc < self.reference[exp.model] - s.quality_tolerance:
                 return False
-        return True
+        banned = (
+            list(self.scenario.poisoned_intervals(exp.model)) if s.no_retrain_on_defects else []
+        )
+        if s.no_retrain_on_window is not None:
+            banned.append(s.no_retrain_on_window)
+        return not (banned and _retrained_on(self.world, exp.model, banned))
+
+
+def _retrained_on(world: SimWorld, model: str, intervals: list[tuple[float, float]]) -> bool:
+    """Whether a retrain since the start fitted on rows of any interval (minutes after start).
+
+    A retrain fits its window's rows whose labels had arrived, minus the windows its run
+    excluded; registry versions and runs say which.
+    """
+    delay = next(m.label_delay_minutes for m in world.spec.models if m.name == model)
+    for v in world.versions(model):
+        if v.training_window is None or v.created_at <= world.start:
+            continue
+        start = _minutes(world, v.training_window.start)
+        end = min(_minutes(world, v.training_window.end), _minutes(world, v.created_at) - delay)
+        key = v.tags.get("idempotency_key")
+        run = world.find_run(model, key) if key else None
+        excluded = [
+            (_minutes(world, w.start), _minutes(world, w.end))
+            for w in (run.excluded_windows if run else [])
+        ]
+        for lo, hi in intervals:
+            a, b = max(lo, start), min(hi, end)
+            if a < b and not _covered(a, b, excluded):
+                return True
+    return False
+
+
+def _covered(a: float, b: float, windows: list[tuple[float, float]]) -> bool:
+    """Whether ``[a, b)`` lies inside the union of ``windows``."""
+    for lo, hi in sorted(windows):
+        if lo > a:
+            return False
+        a = max(a, hi)
+        if a >= b:
+            return True
+    return a >= b
 
 
 def _has_predicates(exp: Expectation) -> bool:
@@ -265,6 +373,8 @@ def _has_predicates(exp: Expectation) -> bool:
             s.alert_resolved,
             s.max_retrains is not None,
             s.paged is not None,
+            s.no_retrain_on_window is not None,
+            s.no_retrain_on_defects,
         ]
     )
 
@@ -308,6 +418,7 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
     state_dir.mkdir(parents=True)
     config = config_from_dict(supervisor_config(sc, spec, state_dir), source=f"scenario {sc.id!r}")
     world = build_world(sc.world_spec(spec.seed))
+    _seed_history(sc, world, state_dir)
     read, write = _backends(world, sc)
     tracing = setup_tracing(TelemetryConfig())
     reasoner = None
@@ -607,7 +718,7 @@ def _run_baseline(spec: RunSpec, result: RunResult) -> None:
     world = build_world(sc.world_spec(spec.seed))
     read, write = _backends(world, sc)
     env = BaselineEnv(read, write, world.clock, [m.name for m in sc.world.models])
-    interval = timedelta(minutes=sc.trigger.drift_interval_minutes)
+    interval = timedelta(minutes=sc.drift_interval_minutes)
     controller: Noop | Flagger | NaiveDrift | Scheduled
     if spec.system == "noop":
         controller = Noop()
