@@ -333,8 +333,9 @@ def _retrained_on(world: SimWorld, model: str, intervals: list[tuple[float, floa
     excluded; registry versions and runs say which.
     """
     delay = next(m.label_delay_minutes for m in world.spec.models if m.name == model)
+    retrained = {e.version for e in world.timeline(model, world.start) if e.kind == "retrained"}
     for v in world.versions(model):
-        if v.training_window is None or v.created_at <= world.start:
+        if v.version not in retrained or v.training_window is None:
             continue
         start = _minutes(world, v.training_window.start)
         end = min(_minutes(world, v.training_window.end), _minutes(world, v.created_at) - delay)

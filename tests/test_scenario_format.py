@@ -274,7 +274,9 @@ def test_retrain_window_predicates() -> None:
         faults=[
             {"kind": "unit_change", "model": "churn", "at_minutes": 30, "until_minutes": 90},
             {"kind": "covariate_drift", "model": "churn", "at_minutes": 120},
-        ]
+        ],
+        # A deployed version's training window spans the defect, but it is no retrain.
+        world=_world(deploys=[{"model": "churn", "at_minutes": 100, "quality": "good"}]),
     )
     assert sc.poisoned_intervals("churn") == [(30.0, 90.0)]
     world = build_world(sc.world_spec(0))
