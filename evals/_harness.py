@@ -649,7 +649,7 @@ def _world_totals(world: SimWorld, sc: Scenario, result: RunResult, observer: _O
     result.accuracy_deficit = round(observer.deficit, 5)
     good = set()
     for d in [*sc.world.deploys, *sc.distractors.deploys]:
-        if d.quality != "good":
+        if not d.healthy:
             continue
         at = world.start + timedelta(minutes=d.at_minutes)
         for e in world.timeline(d.model, world.start):

@@ -95,6 +95,17 @@ def test_per_deploy_error_latency_and_collapse_overrides() -> None:
     assert world.evaluate("m", "3") < world.evaluate("m", "2") - 0.15
 
 
+def test_a_good_deploy_with_a_degrading_override_is_not_healthy() -> None:
+    def deploy(**kw: object) -> DeploySpec:
+        return DeploySpec.model_validate({"model": "m", "at_minutes": 1, "quality": "good", **kw})
+
+    assert deploy().healthy and deploy(latency_factor=0.8).healthy
+    assert not deploy(latency_factor=3).healthy
+    assert not deploy(error_rate_add=0.01).healthy
+    assert not deploy(collapse=1).healthy
+    assert not deploy(quality="skewed").healthy
+
+
 def test_deploy_overrides_default_from_quality() -> None:
     world = build_world(
         _spec(deploys=[DeploySpec(model="m", at_minutes=5, quality="bad", latency_factor=1.0)])

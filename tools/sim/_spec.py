@@ -154,18 +154,26 @@ class FaultSpec(_Strict):
         start.
         """
         minutes = np.asarray(minutes, dtype=float)
-        end = np.inf if self.until_minutes is None else self.until_minutes
-        since = minutes - self.at_minutes
-        if self.every_minutes is not None and self.duration_minutes is not None:
-            since = np.mod(since, self.every_minutes)
-            on = since < self.duration_minutes
-        else:
-            on = since >= 0
-        on &= minutes < end
         ramp = float(self.params.get("ramp_minutes", 0.0))
-        level = np.ones(len(minutes)) if ramp <= 0 else np.clip(since / ramp, 0.0, 1.0)
-        out: np.ndarray = np.where(on, level, 0.0)
+        level = np.ones(len(minutes)) if ramp <= 0 else np.clip(self._since(minutes) / ramp, 0, 1)
+        out: np.ndarray = np.where(self.on(minutes), level, 0.0)
         return out
+
+    def on(self, minutes: np.ndarray) -> np.ndarray:
+        """Whether the fault is in effect at ``minutes`` (its ramp may still be at 0)."""
+        minutes = np.asarray(minutes, dtype=float)
+        end = np.inf if self.until_minutes is None else self.until_minutes
+        since = self._since(minutes)
+        if self.duration_minutes is not None:
+            return np.asarray((since < self.duration_minutes) & (minutes < end))
+        return np.asarray((since >= 0) & (minutes < end))
+
+    def _since(self, minutes: np.ndarray) -> np.ndarray:
+        """Minutes since the onset of the occurrence in effect (a periodic fault's latest)."""
+        since = minutes - self.at_minutes
+        if self.every_minutes is not None:
+            return np.asarray(np.mod(since, self.every_minutes))
+        return np.asarray(since)
 
     def param(self, key: str) -> Any:
         """The parameter's value, or its default."""
@@ -214,6 +222,16 @@ class DeploySpec(_Strict):
             "e.g. a broken output layer; no error or latency change by itself"
         ),
     )
+
+    @property
+    def healthy(self) -> bool:
+        """A good version with no override that makes it err more, slower or collapse."""
+        return (
+            self.quality == "good"
+            and not self.error_rate_add
+            and (self.latency_factor is None or self.latency_factor <= 1.0)
+            and self.collapse is None
+        )
 
     @model_validator(mode="after")
     def _mode(self) -> DeploySpec:

@@ -69,11 +69,7 @@ class Stream:
     # ------------------------------------------------------------------ faults
 
     def _active(self, fault: FaultSpec, minutes: np.ndarray) -> np.ndarray:
-        end = np.inf if fault.until_minutes is None else fault.until_minutes
-        if fault.periodic:
-            since = np.mod(minutes - fault.at_minutes, fault.every_minutes or 1.0)
-            return np.asarray((since < (fault.duration_minutes or 0.0)) & (minutes < end))
-        return np.asarray((minutes >= fault.at_minutes) & (minutes < end))
+        return fault.on(minutes)
 
     def active_faults(self, minute: float) -> list[FaultSpec]:
         """Faults in effect at ``minute`` (minutes since start)."""
