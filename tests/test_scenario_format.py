@@ -12,14 +12,8 @@ from typing import Any
 import pytest
 
 from evals import RunSpec, Scenario, default_scenarios_dir, load_scenarios
-from evals._harness import (
-    REPO,
-    _backends,
-    _Observer,
-    _retrained_on,
-    _seed_history,
-    supervisor_config,
-)
+from evals._harness import REPO, _backends, _Observer, supervisor_config
+from evals._history import retrained_on, seed_history
 from supervisor import SimClock
 from supervisor.audit import AuditLog, verify
 from supervisor.domain import (
@@ -205,7 +199,7 @@ def test_history_is_seeded_where_the_guard_counts_it(tmp_path: Path) -> None:
         ]
     )
     world = build_world(sc.world_spec(0))
-    _seed_history(sc, world, tmp_path)
+    seed_history(sc, world, tmp_path)
     assert verify(tmp_path / "audit.jsonl").ok
     with AuditLog(tmp_path / "audit.jsonl", world.clock) as log:
         history = AuditActionHistory(log)
@@ -281,13 +275,13 @@ def test_retrain_window_predicates() -> None:
     assert sc.poisoned_intervals("churn") == [(30.0, 90.0)]
     world = build_world(sc.world_spec(0))
     world.advance(200 * MIN)
-    assert not _retrained_on(world, "churn", [(30, 90)])
+    assert not retrained_on(world, "churn", [(30, 90)])
     _retrain(world, 95, 190, [])  # after the defect: clean
-    assert not _retrained_on(world, "churn", [(30, 90)])
+    assert not retrained_on(world, "churn", [(30, 90)])
     _retrain(world, 20, 190, [(25, 95)])  # spans it, but its run excluded the defect
-    assert not _retrained_on(world, "churn", [(30, 90)])
+    assert not retrained_on(world, "churn", [(30, 90)])
     _retrain(world, 20, 190, [(25, 60)])  # excluded only part of it
-    assert _retrained_on(world, "churn", [(30, 90)])
+    assert retrained_on(world, "churn", [(30, 90)])
 
     # The observer's predicate, from the scenario's own defect interval.
     exp = {
