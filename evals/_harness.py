@@ -31,6 +31,7 @@ from tools import MetricReading, ReadBackends, WriteBackends, read_only
 from tools.sim import SimWorld, build_world
 
 from ._baselines import BaselineEnv, Flagger, NaiveDrift, Noop, Scheduled
+from ._history import retrained_on, seed_history
 from ._results import SUPERVISOR_REASONERS, CaseResult, ExecutedAction, RunResult
 from ._scenario import Expectation, MetricsOutage, Scenario
 
@@ -112,6 +113,8 @@ class _OutageMetrics:
         for o in self._outages:
             until = math.inf if o.until_minutes is None else o.until_minutes
             on = o.model == model and o.at_minutes <= minute < until
+            # A per-version outage drops that version's series only.
+            on &= o.version is None or o.version == version
             if on and (o.metrics is None or MetricName(metric) in o.metrics):
                 return None
         return self._world.read(model, metric, version=version, window=window, end=end)
@@ -129,13 +132,22 @@ def _minutes(world: SimWorld, when: datetime) -> float:
 
 
 def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dict[str, Any]:
-    """The watch config the supervisor runs with in this scenario."""
+    """The watch config the supervisor runs with in this scenario.
+
+    A policy overlay is merged into a copy of the run's policy in ``state_dir``.
+    """
+    policy_file = spec.policy_file
+    if scenario.policy.rules or scenario.policy.approver_groups:
+        policy_file = scenario.policy.apply(spec.policy_file, state_dir / "policy.json")
     signals: list[dict[str, Any]] = [
         {"metric": "error_rate", "threshold": 0.05},
         {"metric": "latency_p99", "threshold": 500.0},
         {"metric": "saturation", "threshold": 0.9},
     ]
-    if scenario.trigger.quality_floor is not None:
+    watch = scenario.watch
+    if watch.signals is not None:
+        signals = [sig.model_dump(mode="json") for sig in watch.signals]
+    elif scenario.trigger.quality_floor is not None:
         signals.append(
             {
                 "metric": "accuracy",
@@ -153,11 +165,14 @@ def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dic
                 "owner": m.owner,
                 "data_owner": m.data_owner,
                 "signals": signals,
-                "drift": {"interval_minutes": scenario.trigger.drift_interval_minutes},
+                "drift": {
+                    "interval_minutes": scenario.drift_interval_minutes,
+                    **watch.drift.model_dump(exclude_none=True, exclude={"interval_minutes"}),
+                },
             }
             for m in scenario.world.models
         ],
-        "policy_file": str(spec.policy_file),
+        "policy_file": str(policy_file),
         "playbooks_dir": str(spec.playbooks_dir),
         "reasoner": spec.reasoner,
         **({"llm": spec.llm} if spec.llm else {}),
@@ -253,7 +268,12 @@ class _Observer:
             acc = self.world.evaluate(exp.model)
             if acc < self.reference[exp.model] - s.quality_tolerance:
                 return False
-        return True
+        banned = (
+            list(self.scenario.poisoned_intervals(exp.model)) if s.no_retrain_on_defects else []
+        )
+        if s.no_retrain_on_window is not None:
+            banned.append(s.no_retrain_on_window)
+        return not (banned and retrained_on(self.world, exp.model, banned))
 
 
 def _has_predicates(exp: Expectation) -> bool:
@@ -267,6 +287,8 @@ def _has_predicates(exp: Expectation) -> bool:
             s.alert_resolved,
             s.max_retrains is not None,
             s.paged is not None,
+            s.no_retrain_on_window is not None,
+            s.no_retrain_on_defects,
         ]
     )
 
@@ -310,6 +332,7 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
     state_dir.mkdir(parents=True)
     config = config_from_dict(supervisor_config(sc, spec, state_dir), source=f"scenario {sc.id!r}")
     world = build_world(sc.world_spec(spec.seed))
+    seed_history(sc, world, state_dir)
     read, write = _backends(world, sc)
     tracing = setup_tracing(TelemetryConfig())
     reasoner = None
@@ -539,7 +562,7 @@ def _world_totals(world: SimWorld, sc: Scenario, result: RunResult, observer: _O
     result.accuracy_deficit = round(observer.deficit, 5)
     good = set()
     for d in [*sc.world.deploys, *sc.distractors.deploys]:
-        if d.quality != "good":
+        if not d.healthy:
             continue
         at = world.start + timedelta(minutes=d.at_minutes)
         for e in world.timeline(d.model, world.start):
@@ -609,7 +632,7 @@ def _run_baseline(spec: RunSpec, result: RunResult) -> None:
     world = build_world(sc.world_spec(spec.seed))
     read, write = _backends(world, sc)
     env = BaselineEnv(read, write, world.clock, [m.name for m in sc.world.models])
-    interval = timedelta(minutes=sc.trigger.drift_interval_minutes)
+    interval = timedelta(minutes=sc.drift_interval_minutes)
     controller: Noop | Flagger | NaiveDrift | Scheduled
     if spec.system == "noop":
         controller = Noop()

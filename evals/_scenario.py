@@ -7,7 +7,8 @@ problem, so reviewers can bring their own scenarios.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from supervisor import ConfigError
 from supervisor._yaml import format_validation_error, read_yaml
+from supervisor.config import SignalThreshold
 from supervisor.domain import MUTATING_ACTIONS, ActionType, MetricName, RootCause, Symptom
-from tools.sim import AlertSpec, DeploySpec, FaultSpec, ModelSpec, WorldSpec
+from supervisor.policy import Rule, parse_policy
+from tools.sim import (
+    DATA_DEFECTS,
+    AlertSpec,
+    DeploySpec,
+    FaultSpec,
+    ModelSpec,
+    PastChange,
+    WorldSpec,
+)
 
 #: Schema comment every scenario file starts with (editors check the file with it).
 SCHEMA_LINE = "# yaml-language-server: $schema=../../schemas/scenario.schema.json"
@@ -38,7 +49,14 @@ Tag = Literal[
     "control", "decoy", "compound", "missing_data", "hostile_text", "drift", "canary_regression"
 ]
 
+#: The default start: a Monday, 08:00 UTC (tools.sim's default too).
 _START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+#: Longest window the simulated metrics answer (tools.sim's MAX_WINDOW), in minutes.
+_MAX_WINDOW_MINUTES = 24 * 60
 
 
 class _Strict(BaseModel):
@@ -79,6 +97,13 @@ class MetricsOutage(_Strict):
     metrics: list[MetricName] | None = Field(
         default=None, description="Which signals go missing; None: all of them."
     )
+    version: str | None = Field(
+        default=None,
+        description=(
+            "Only this version's series go missing (reads for that version answer no data; "
+            "reads over all versions still answer); None: every read of the model."
+        ),
+    )
 
 
 class Distractors(_Strict):
@@ -110,6 +135,79 @@ class Trigger(_Strict):
     canary_analysis_minutes: int = Field(
         default=30, ge=1, description="How long a canary runs before the supervisor analyses it."
     )
+
+
+class WatchDrift(_Strict):
+    """Overrides of the scheduled drift check; unset fields keep the supervisor's defaults."""
+
+    interval_minutes: int | None = Field(
+        default=None, ge=5, description="How often the drift check runs (replaces the trigger's)."
+    )
+    window_minutes: int | None = Field(
+        default=None, ge=1, le=_MAX_WINDOW_MINUTES, description="Current window length."
+    )
+    drift_share_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Open an incident at or above this drift share."
+    )
+
+
+class Watch(_Strict):
+    """The scenario's own watch config for every model (the supervisor's ``models[*]``)."""
+
+    signals: list[SignalThreshold] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Serving signals and thresholds, replacing the harness's (error rate, p99 latency, "
+            "saturation, plus the trigger's quality_floor)."
+        ),
+    )
+    drift: WatchDrift = Field(default_factory=WatchDrift, description="Drift-check overrides.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> Watch:
+        for i, sig in enumerate(self.signals or []):
+            if sig.window_minutes > _MAX_WINDOW_MINUTES:
+                raise ValueError(
+                    f"signals.{i}.window_minutes {sig.window_minutes!r} is longer than the "
+                    f"simulated metrics answer ({_MAX_WINDOW_MINUTES} minutes); shorten it"
+                )
+        return self
+
+
+class PolicyOverlay(_Strict):
+    """Added to the run's policy file (``--policy``, default policies/default.yaml)."""
+
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="Rules appended to the policy's, e.g. a freeze window or a rate limit.",
+    )
+    approver_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Approver groups added (a name in use is an error)."
+    )
+
+    def apply(self, base: Path, out: Path) -> Path:
+        """Write ``base`` plus this overlay to ``out`` (validated); return ``out``."""
+        data = read_yaml(base)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{base}: a policy file is a mapping; check --policy")
+        rules = list(data.get("rules") or [])
+        groups = dict(data.get("approver_groups") or {})
+        clash = sorted(set(groups) & set(self.approver_groups))
+        if clash:
+            raise ConfigError(
+                f"policy overlay: approver groups {clash!r} already exist in {base}; "
+                "fix: give the overlay's groups other names"
+            )
+        groups.update(self.approver_groups)
+        rules += [r.model_dump(mode="json", by_alias=True, exclude_unset=True) for r in self.rules]
+        merged = {**data, "rules": rules, "approver_groups": groups}
+        policy = parse_policy(merged, f"{base} + the scenario's policy overlay")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(policy.model_dump(mode="json", by_alias=True, exclude_unset=True))
+        # JSON is YAML: the policy loader reads it as is.
+        out.write_text(text + "\n", encoding="utf-8")
+        return out
 
 
 class Approvals(_Strict):
@@ -155,6 +253,30 @@ class Success(_Strict):
     paged: Literal["owner", "data_owner"] | None = Field(
         default=None, description="This owner of the model was paged."
     )
+    no_retrain_on_window: tuple[float, float] | None = Field(
+        default=None,
+        description=(
+            "[from, to] minutes after start: no retrain of the model since the start trained on "
+            "rows of this interval (rows its run excluded do not count)."
+        ),
+    )
+    no_retrain_on_defects: bool = Field(
+        default=False,
+        description=(
+            "No retrain since the start trained on rows the model's upstream data defects "
+            "(null spike, unit or schema change) poisoned (their onset to end, or the run's end)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _interval(self) -> Success:
+        w = self.no_retrain_on_window
+        if w is not None and w[1] <= w[0]:
+            raise ValueError(
+                f"no_retrain_on_window {list(w)!r}: the end must be after the start; "
+                "write [from_minute, to_minute]"
+            )
+        return self
 
 
 class Expectation(_Strict):
@@ -199,14 +321,52 @@ class GroundTruth(_Strict):
     expectations: list[Expectation] = Field(min_length=1, description="One per scored model.")
 
 
+class StartAt(_Strict):
+    """A start given as a time of week: the first such moment on or after Monday 2026-01-05."""
+
+    weekday: Weekday = Field(description="Day of the week (UTC).")
+    hour: int = Field(ge=0, le=23, description="Hour (UTC).")
+    minute: int = Field(default=0, ge=0, le=59, description="Minute.")
+
+    def resolve(self) -> datetime:
+        day = _START.replace(hour=0, minute=0) + timedelta(days=_WEEKDAYS.index(self.weekday))
+        return day.replace(hour=self.hour, minute=self.minute)
+
+
 class WorldDef(_Strict):
     """The simulated world before anything goes wrong."""
 
     seed: int = Field(default=0, description="Base seed; run k of K uses seed + k.")
+    start: datetime | StartAt | None = Field(
+        default=None,
+        description=(
+            "When minute 0 is: an ISO 8601 time with a timezone (2026-01-10T22:00:00Z) or "
+            "{weekday, hour, minute}; default Monday 2026-01-05 08:00 UTC. Freeze windows and "
+            "time-of-week effects depend on it."
+        ),
+    )
     models: list[ModelSpec] = Field(min_length=1, description="Models served.")
     deploys: list[DeploySpec] = Field(
-        default_factory=list, description="Canary deploys that are part of the incident."
+        default_factory=list,
+        description="Deploys that are part of the incident (canary or full rollouts).",
     )
+
+    @model_validator(mode="after")
+    def _aware(self) -> WorldDef:
+        if isinstance(self.start, datetime) and self.start.tzinfo is None:
+            raise ValueError(
+                f"start {self.start.isoformat()!r} has no timezone; append Z (UTC) or an offset"
+            )
+        return self
+
+    @property
+    def start_time(self) -> datetime:
+        """Minute 0 of the world, in UTC."""
+        if self.start is None:
+            return _START
+        if isinstance(self.start, StartAt):
+            return self.start.resolve()
+        return self.start.astimezone(UTC)
 
 
 class Scenario(_Strict):
@@ -226,6 +386,17 @@ class Scenario(_Strict):
         default_factory=list, description="Metrics that answer no data."
     )
     trigger: Trigger
+    watch: Watch = Field(default_factory=Watch, description="The supervisor's watch config.")
+    policy: PolicyOverlay = Field(
+        default_factory=PolicyOverlay, description="Rules added to the run's policy."
+    )
+    history: list[PastChange] = Field(
+        default_factory=list,
+        description=(
+            "Actions that already ran before minute 0 (the supervisor's audit log and the "
+            "model's timeline hold them), so rate limits and cooldowns can apply."
+        ),
+    )
     approvals: Approvals = Field(default_factory=Approvals)
     budgets: Budgets = Field(default_factory=Budgets)
     ground_truth: GroundTruth
@@ -235,6 +406,7 @@ class Scenario(_Strict):
         names = {m.name for m in self.world.models}
         refs: list[tuple[str, list[str]]] = [
             ("alerts", [a.model for a in self.alerts]),
+            ("history", [h.model for h in self.history]),
             ("outages", [o.model for o in self.outages]),
             ("distractors.alerts", [a.model for a in self.distractors.alerts]),
             ("ground_truth.expectations", [e.model for e in self.ground_truth.expectations]),
@@ -251,6 +423,12 @@ class Scenario(_Strict):
         except ValidationError as err:
             first = err.errors()[0]
             raise ValueError(f"the world does not build: {first['msg']}") from None
+        interval = self.watch.drift.interval_minutes
+        if interval is not None and "drift_interval_minutes" in self.trigger.model_fields_set:
+            raise ValueError(
+                "both trigger.drift_interval_minutes and watch.drift.interval_minutes are set; "
+                "set the drift-check interval in one place (watch.drift.interval_minutes)"
+            )
         return self
 
     # ------------------------------------------------------------------ derived
@@ -260,16 +438,33 @@ class Scenario(_Strict):
         """Injected alerts, incident and distractor alike."""
         return [*self.alerts, *self.distractors.alerts]
 
+    @property
+    def drift_interval_minutes(self) -> int:
+        """How often the scheduled drift check runs (the watch's, else the trigger's)."""
+        return self.watch.drift.interval_minutes or self.trigger.drift_interval_minutes
+
     def world_spec(self, seed_offset: int) -> WorldSpec:
         """The simulated world of run ``seed_offset`` (0-based)."""
         return WorldSpec(
             seed=self.world.seed + seed_offset,
-            start=_START,
+            start=self.world.start_time,
             models=self.world.models,
             faults=[*self.faults, *self.distractors.faults],
             deploys=[*self.world.deploys, *self.distractors.deploys],
             alerts=[a.spec() for a in self.all_alerts],
+            history=self.history,
         )
+
+    def poisoned_intervals(self, model: str) -> list[tuple[float, float]]:
+        """[from, to) minutes of the model's upstream data defects (to: the horizon if open).
+
+        A periodic defect counts from its first occurrence in the run to its end.
+        """
+        return [
+            (f.at_minutes, f.until_minutes or float(self.budgets.sim_minutes))
+            for f in [*self.faults, *self.distractors.faults]
+            if f.model == model and f.kind in DATA_DEFECTS
+        ]
 
     def onset(self, exp: Expectation) -> float | None:
         """Minutes after start at which ``exp``'s problem begins (None: no problem)."""

@@ -60,8 +60,8 @@ def _numbers(world: SimWorld) -> list[float | None]:
 def test_public_api() -> None:
     assert set(sim.__all__) == {
         "DATA_DEFECTS", "FAULT_PARAMS", "PREDICTION_COLUMN", "AlertSpec", "DeploySpec",
-        "FaultKind", "FaultSpec", "ModelSpec", "SimWorld", "WorldSpec", "build_world",
-        "demo_world_spec",
+        "FaultKind", "FaultSpec", "ModelSpec", "PastChange", "SimWorld", "WorldSpec",
+        "build_world", "demo_world_spec",
     }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from ._spec import (
     FaultKind,
     FaultSpec,
     ModelSpec,
+    PastChange,
     WorldSpec,
     demo_world_spec,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "FaultKind",
     "FaultSpec",
     "ModelSpec",
+    "PastChange",
     "SimWorld",
     "WorldSpec",
     "build_world",

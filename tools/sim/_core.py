@@ -43,6 +43,7 @@ class WorldCore:
             state = ModelState(stream=Stream(spec.seed, model_spec, spec.faults))
             self._models[model_spec.name] = state
             self._initial_versions(state)
+        self._past_changes()
         self._prepared: dict[int, Version] = {
             i: self._deploy_version(i, d) for i, d in enumerate(spec.deploys)
         }
@@ -110,8 +111,41 @@ class WorldCore:
             # Serving multiplies one signal feature by 100 (a percent-vs-fraction mix-up in
             # the serving code); training did not, so offline validation looks fine.
             version.skew = (1, 100.0)
+        if deploy.error_rate_add is not None:
+            version.error_add = deploy.error_rate_add
+        if deploy.latency_factor is not None:
+            version.latency_factor = deploy.latency_factor
+        version.collapse = deploy.collapse
         version.run_id = run_id(state.name, f"deploy-{index}")
         return version
+
+    def _past_changes(self) -> None:
+        """Put the spec's history (changes before minute 0) on the models' timelines."""
+        for index, past in sorted(enumerate(self.spec.history), key=lambda p: p[1].at_minutes):
+            state = self._models[past.model]
+            at = self.start + timedelta(minutes=past.at_minutes)
+            stable = state.serving.stable
+            if past.action == "retrain":
+                version = self._fit_version(state, 3000 + index)
+                version.id = state.next_version_id()
+                version.created_at = at
+                version.training_window = TimeWindow(start=at - timedelta(hours=2), end=at)
+                version.run_id = run_id(state.name, f"past-retrain-{index}")
+                version.tags["trigger"] = "retrain"
+                state.versions[version.id] = version
+                state.event(at, "retrained", version.id, f"run {version.run_id} (before the run)")
+                state.event(at, "registered", version.id)
+                old = state.aliases.get("challenger")
+                state.aliases["challenger"] = version.id
+                state.event(at, "alias_moved", version.id, f"challenger: {old} -> {version.id}")
+            elif past.action == "rollback":
+                state.event(at, "rolled_back", stable, f"stable rolled back to {stable}")
+            elif past.action == "promote_canary":
+                state.event(at, "promoted", stable, f"canary {stable} promoted to stable")
+            elif past.action == "abort_canary":
+                state.event(at, "aborted", None, "canary dropped, all traffic to stable")
+            else:
+                state.event(at, "canary_weight", None, "canary weight changed")
 
     # ------------------------------------------------------------------ time
 
@@ -153,6 +187,14 @@ class WorldCore:
         version.training_window = TimeWindow(start=at - timedelta(days=7), end=at)
         state.versions[version.id] = version
         state.event(at, "registered", version.id)
+        if deploy.mode == "full":
+            stable = state.serving.stable
+            old = state.aliases.get("champion")
+            state.aliases["champion"] = version.id
+            state.event(at, "alias_moved", version.id, f"champion: {old} -> {version.id}")
+            self._set_serving(state, Serving(since=at, stable=version.id))
+            state.event(at, "deployed", version.id, f"stable {stable} -> {version.id}")
+            return
         old = state.aliases.get("challenger")
         state.aliases["challenger"] = version.id
         state.event(at, "alias_moved", version.id, f"challenger: {old} -> {version.id}")

@@ -21,15 +21,20 @@ from supervisor.domain import TimeWindow
 
 LABEL_NOISE = 0.35
 
+#: Score a collapsed version gives every row for its class: confident but not exactly 1, as a
+#: saturated sigmoid output is, so score histograms stay finite.
+COLLAPSED_SCORE = 0.97
+
 
 def n_signal(n_features: int) -> int:
     """How many leading features the label depends on."""
     return min(3, n_features - 1)
 
 
-def true_score(z: np.ndarray, eps: np.ndarray, concept: float) -> np.ndarray:
-    """The label's latent score; ``concept`` in [0, 1] turns the label function around."""
-    k = 1.0 - 2.0 * concept
+def true_score(z: np.ndarray, eps: np.ndarray, concept: float | np.ndarray) -> np.ndarray:
+    """The label's latent score; ``concept`` in [0, 1] (per row, or one for all) turns the
+    label function around."""
+    k = 1.0 - 2.0 * np.asarray(concept, dtype=float)
     s: np.ndarray = 0.3 + z[:, 0] - 0.5 * z[:, 0] ** 2 + k * (0.9 * z[:, 1] - 0.3 * z[:, 1] ** 2)
     if z.shape[1] > 3:
         s = s + k * 0.6 * z[:, 2]
@@ -37,7 +42,7 @@ def true_score(z: np.ndarray, eps: np.ndarray, concept: float) -> np.ndarray:
     return out
 
 
-def true_labels(z: np.ndarray, eps: np.ndarray, concept: float) -> np.ndarray:
+def true_labels(z: np.ndarray, eps: np.ndarray, concept: float | np.ndarray) -> np.ndarray:
     """Binary labels (0/1) of latent rows."""
     labels: np.ndarray = (true_score(z, eps, concept) > 0).astype(np.int8)
     return labels
@@ -121,6 +126,7 @@ class Version:
     scorer: Scorer
     train_x: np.ndarray = field(repr=False)
     skew: tuple[int, float] | None = None
+    collapse: int | None = None
     error_add: float = 0.0
     latency_factor: float = 1.0
     tags: dict[str, str] = field(default_factory=dict)
@@ -130,6 +136,9 @@ class Version:
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         """Serve rows ``x``: the version's serving-time preprocessing, then the model."""
+        if self.collapse is not None:
+            # A broken version answers one class with the same score for every row.
+            return np.full(len(x), COLLAPSED_SCORE if self.collapse == 1 else 1 - COLLAPSED_SCORE)
         if self.skew is not None:
             x = x.copy()
             x[:, self.skew[0]] *= self.skew[1]

@@ -69,8 +69,7 @@ class Stream:
     # ------------------------------------------------------------------ faults
 
     def _active(self, fault: FaultSpec, minutes: np.ndarray) -> np.ndarray:
-        end = np.inf if fault.until_minutes is None else fault.until_minutes
-        return np.asarray((minutes >= fault.at_minutes) & (minutes < end))
+        return fault.on(minutes)
 
     def active_faults(self, minute: float) -> list[FaultSpec]:
         """Faults in effect at ``minute`` (minutes since start)."""
@@ -106,18 +105,13 @@ class Stream:
                 if not active.any():
                     continue
                 if fault.kind in ("covariate_drift", "seasonal_shift"):
-                    ramp = float(fault.params.get("ramp_minutes", 0.0))
-                    level = np.ones(n)
-                    if ramp > 0:
-                        level = np.clip((minutes - fault.at_minutes) / ramp, 0.0, 1.0)
+                    level = fault.level(minutes)
                     z[active] += np.outer(level[active], self._shift(fault))
                 elif fault.kind == "concept_drift":
-                    concept[active] = float(fault.param("magnitude"))
-        labels = np.empty(n, dtype=np.int8)
-        for c in np.unique(concept):
-            sel = concept == c
-            labels[sel] = true_labels(z[sel], eps[sel], float(c))
-        return z, labels
+                    # A gradual concept drift turns the label function around by degrees.
+                    level = fault.level(minutes)
+                    concept[active] = float(fault.param("magnitude")) * level[active]
+        return z, true_labels(z, eps, concept)
 
     def observe(
         self, z: np.ndarray, minutes: np.ndarray, rng: np.random.Generator, *, faults: bool = True
