@@ -351,7 +351,10 @@ def score_audit(records: list[Any], result: RunResult) -> None:
             result.tokens += int(r.data.get("input_tokens") or 0)
             result.tokens += int(r.data.get("output_tokens") or 0)
             result.cost_usd += float(r.data.get("cost_usd") or 0.0)
-        if r.kind in _STEP_KINDS:
+        # The runtime's note that verify was deferred is bookkeeping of the harness loop, not
+        # a step the incident took (the wait was a sleep, unrecorded, before verify deferred).
+        deferred = r.kind is AuditKind.INCIDENT_UPDATED and "verification_due" in r.data
+        if r.kind in _STEP_KINDS and not deferred:
             result.steps += 1
     for r in records:
         if r.kind is not AuditKind.ACTION_OUTCOME:
