@@ -115,13 +115,15 @@ def _ttm_plot(plt: Any, report: EvalReport) -> tuple[str, str]:
     x = np.arange(len(cats))
     fig, ax = plt.subplots(figsize=(max(8.0, len(cats) * 1.1), 4))
     never_x: list[float] = []
+    no_onset_x: list[float] = []
     for i, name in enumerate(systems):
         heights, errors = [], []
         for j, c in enumerate(cats):
             r = sums[name].by_category.get(c)
             value = None if r is None else r.time_to_mitigate
             if r is not None and value is None:
-                never_x.append(x[j] + i * width)  # ran, never mitigated: not a zero
+                # Ran and never mitigated is not a zero; mitigated without an onset has no time.
+                (no_onset_x if r.mitigation else never_x).append(x[j] + i * width)
             cat_runs = [run for run in runs.get(name, []) if run.category == c]
             per_seed = [rates(k).time_to_mitigate for k in seed_rounds(cat_runs)]
             heights.append(np.nan if value is None else value)
@@ -129,9 +131,15 @@ def _ttm_plot(plt: Any, report: EvalReport) -> tuple[str, str]:
         ax.bar(x + i * width, heights, width, yerr=errors, capsize=2, label=name)
     if never_x:
         ax.plot(never_x, [0] * len(never_x), "kx", markersize=7, label="not mitigated")
+    if no_onset_x:
+        ax.plot(no_onset_x, [0] * len(no_onset_x), "ko", mfc="none", label="no onset (no time)")
     ax.set_xticks(x + width * (len(systems) - 1) / 2, cats, rotation=30, ha="right")
     ax.set_ylabel("mean time to mitigate (sim min)")
-    ax.set_title(_seeds_title("Time to mitigate, successes only (x: never mitigated)", report))
+    ax.set_title(
+        _seeds_title(
+            "Time to mitigate, successes only (x: never mitigated, o: nothing to mitigate)", report
+        )
+    )
     ax.legend(fontsize=7)
     return "Time to mitigate", _png(fig)
 

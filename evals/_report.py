@@ -142,7 +142,12 @@ def _fmt(value: object, missing: str = "n/a") -> str:
 
 
 def _cell(rates: Rates, key: str) -> str:
-    return _fmt(getattr(rates, key), _MISSING.get(key, "n/a"))
+    missing = _MISSING.get(key, "n/a")
+    if key == "time_to_mitigate" and rates.mitigation:
+        missing = "no onset"  # mitigated, but nothing started going wrong (controls)
+    elif key == "time_to_detect" and rates.detection is None:
+        missing = "no faults"
+    return _fmt(getattr(rates, key), missing)
 
 
 def _share(value: float | None, interval: tuple[float, float] | None, missing: str) -> str:
@@ -347,7 +352,8 @@ _DEFINITIONS = """\
   on the system's own retrained challenger is not a move on the scenario's canary.
 - _no-approval_: actions that required an approval and ran without one (baselines never ask).
 - _TTD, TTM_: sim minutes from onset to response, and to the change on the model that made the
-  predicates hold for good, averaged over the cases that achieved them.
+  predicates hold for good, averaged over the cases that achieved them (no onset: the cases
+  held their predicates, but nothing ever went wrong, so there is no time to measure).
 - _audit_: share of actions whose guard decision cites evidence the incident actually received.
 - _acc deficit_: area under the gap between the accuracy at start and the true accuracy of what
   serves, summed over models and runs, in accuracy x hours.

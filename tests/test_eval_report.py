@@ -123,7 +123,7 @@ def test_markdown_renders_cleanly_without_dashes_or_reprs() -> None:
     assert "–" not in cells and "-" not in cells, "a figure that cannot exist says why"
     per_category = md.split("## Per category")[1].split("## Per difficulty")[0]
     # No incident on a control is a right root cause there too (the "–" of old).
-    assert "| no_fault | supervisor | 1 | 1 |" in per_category
+    assert "| no_fault | supervisor | 1 | 1 | 1 | 0 | no onset |" in per_category
     assert "| no_fault | noop | n/a |" in per_category
     assert not re.search(r"\bNone\b|\bTrue\b|\bFalse\b(?!-)|\{'|\['", md), "no Python reprs"
     page = render_html(report)
