@@ -140,7 +140,7 @@ def _ttm_plot(plt: Any, report: EvalReport) -> tuple[str, str]:
             "Time to mitigate, successes only (x: never mitigated, o: nothing to mitigate)", report
         )
     )
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     return "Time to mitigate", _png(fig)
 
 
@@ -169,7 +169,7 @@ def _accuracy_plot(plt: Any, report: EvalReport) -> tuple[str, str]:
     ax.set_xticks(x + width * (len(systems) - 1) / 2, cats, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_title("Per-category accuracy with 95% Wilson intervals")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     return "Per-category accuracy", _png(fig)
 
 
