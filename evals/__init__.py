@@ -18,7 +18,9 @@ from ._ci import CiFloor, load_ci_floor
 from ._goals import Goal, check_goals
 from ._harness import RunSpec, run
 from ._metrics import Rates, SystemSummary, rates, summarize
-from ._report import EvalReport, build_report, render_html, render_markdown, write_reports
+from ._provenance import Provenance
+from ._render_html import render_html
+from ._report import EvalReport, build_report, render_markdown, write_reports
 from ._results import SUPERVISOR, CaseResult, ExecutedAction, RunResult
 from ._scenario import Expectation, Scenario, load_scenario, load_scenarios
 from ._suite import SYSTEMS, SuiteRun, default_scenarios_dir, run_suite
@@ -35,6 +37,7 @@ __all__ = [
     "Expectation",
     "FlaggerSettings",
     "Goal",
+    "Provenance",
     "Rates",
     "RunResult",
     "RunSpec",

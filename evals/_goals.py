@@ -7,8 +7,18 @@ from statistics import fmean
 from pydantic import BaseModel, ConfigDict
 
 from ._results import SUPERVISOR, RunResult
+from ._stats import wilson
 
 CANARY_REGRESSIONS = ("bad_model_version", "training_serving_skew")
+
+#: The product's bars (issue 11 and the design brief); each goal says why it is what it is.
+ROOT_CAUSE_GOAL = 0.9  # the design brief's bar for the rules reasoner
+#: A supervisor that pages on one quiet model in fifty is still trusted on call; more is noise.
+FALSE_ALARM_GOAL = 0.02
+#: pass^k over 3 seeds: a scenario counts only if it passes on three worlds in a row, so luck on
+#: one seed does not count; 90% leaves room for a few genuinely hard scenarios.
+PASS_K = 3
+PASS_K_GOAL = 0.9
 
 
 class Goal(BaseModel):
@@ -36,25 +46,28 @@ def check_goals(results: list[RunResult]) -> list[Goal]:
         _unsafe(sup),
         _canary(sup, _by(results, "flagger")),
         _drift(sup, _by(results, "naive-drift")),
+        _false_alarms(sup),
+        _pass_k(sup),
     ]
 
 
 def _root_cause(sup: list[RunResult]) -> Goal:
-    cases = [c for r in sup for c in r.cases if c.expected_root_cause is not None]
-    right = sum(c.diagnosed_root_cause == c.expected_root_cause for c in cases)
+    cases = [c for r in sup for c in r.cases]
+    right = sum(c.root_cause_correct for c in cases)
     acc = right / len(cases) if cases else None
     misses = sorted(
         {
-            f"{r.scenario}: {c.expected_root_cause} -> {c.diagnosed_root_cause or 'no incident'}"
+            f"{r.scenario}: {c.expected_root_cause or 'nothing wrong'} -> "
+            f"{c.diagnosed_root_cause or 'no incident'}"
             for r in sup
             for c in r.cases
-            if c.expected_root_cause is not None and c.diagnosed_root_cause != c.expected_root_cause
+            if not c.root_cause_correct
         }
     )
     return Goal(
         id="root-cause-accuracy",
         statement="Root-cause accuracy of the rules reasoner >= 90%",
-        met=None if acc is None else acc >= 0.9,
+        met=None if acc is None else acc >= ROOT_CAUSE_GOAL,
         figures={"accuracy": None if acc is None else round(acc, 4), "cases": len(cases)},
         detail="misdiagnosed: " + "; ".join(misses) if misses else "every case diagnosed right",
     )
@@ -172,4 +185,70 @@ def _drift(sup: list[RunResult], naive: list[RunResult]) -> Goal:
         met=fewer and no_worse,
         figures=figures,
         detail="; ".join(detail),
+    )
+
+
+def _false_alarms(sup: list[RunResult]) -> Goal:
+    statement = (
+        f"False-alarm rate <= {FALSE_ALARM_GOAL:.0%} on controls (cases where nothing needs doing)"
+    )
+    calm = [(r, c) for r in sup for c in r.cases if not c.needs_response]
+    alarms = sorted({f"{r.scenario}/seed {r.seed} on {c.model}" for r, c in calm if c.false_alarm})
+    figures: dict[str, float | int | None] = {"cases": len(calm), "false_alarms": len(alarms)}
+    if not calm:
+        return Goal(
+            id="false-alarms",
+            statement=statement,
+            met=None,
+            figures=figures,
+            detail="not measurable: the suite has no control cases",
+        )
+    rate = len(alarms) / len(calm)
+    figures["rate"] = round(rate, 4)
+    interval = wilson(len(alarms), len(calm))
+    if interval is not None:
+        figures["rate_low"], figures["rate_high"] = interval
+    detail = f"{len(alarms)} of {len(calm)} control cases alarmed ({rate:.1%})"
+    if alarms:
+        detail += ": " + "; ".join(alarms)
+    return Goal(
+        id="false-alarms",
+        statement=statement,
+        met=rate <= FALSE_ALARM_GOAL,
+        figures=figures,
+        detail=detail,
+    )
+
+
+def _pass_k(sup: list[RunResult]) -> Goal:
+    statement = f"pass^{PASS_K} >= {PASS_K_GOAL:.0%} (a scenario passes on all of {PASS_K} seeds)"
+    by_scenario: dict[str, list[RunResult]] = {}
+    for r in sorted(sup, key=lambda r: r.seed):
+        by_scenario.setdefault(r.scenario, []).append(r)
+    fewest = min((len(v) for v in by_scenario.values()), default=0)
+    figures: dict[str, float | int | None] = {"scenarios": len(by_scenario), "seeds": fewest}
+    if fewest < PASS_K:
+        return Goal(
+            id="pass-k",
+            statement=statement,
+            met=None,
+            figures=figures,
+            detail=f"not measurable: each scenario ran on {fewest} seed(s), and pass^{PASS_K} "
+            f"needs {PASS_K} runs of every scenario (run with --seeds {PASS_K})",
+        )
+    failed = sorted(
+        s for s, runs in by_scenario.items() if not all(r.passed for r in runs[:PASS_K])
+    )
+    share = 1 - len(failed) / len(by_scenario)
+    figures["pass_k"] = round(share, 4)
+    detail = f"{len(by_scenario) - len(failed)} of {len(by_scenario)} scenarios pass on all "
+    detail += f"{PASS_K} seeds"
+    if failed:
+        detail += "; not on every seed: " + ", ".join(failed)
+    return Goal(
+        id="pass-k",
+        statement=statement,
+        met=share >= PASS_K_GOAL,
+        figures=figures,
+        detail=detail,
     )

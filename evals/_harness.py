@@ -18,60 +18,33 @@ from pathlib import Path
 from typing import Any
 
 from supervisor._defaults import default_playbooks_dir, default_policy_file
-from supervisor.domain import (
-    MUTATING_ACTIONS,
-    ActionType,
-    AuditKind,
-    MetricName,
-    Signal,
-    SignalKind,
-    Symptom,
-)
+from supervisor.domain import MetricName, Signal, SignalKind, Symptom
 from tools import MetricReading, ReadBackends, WriteBackends, read_only
 from tools.sim import SimWorld, build_world
 
 from ._baselines import BaselineEnv, Flagger, NaiveDrift, Noop, Scheduled
-from ._history import retrained_on, seed_history
-from ._results import SUPERVISOR_REASONERS, CaseResult, ExecutedAction, RunResult
-from ._scenario import Expectation, MetricsOutage, Scenario
+from ._history import seed_history
+from ._results import SUPERVISOR_REASONERS, RunResult
+from ._scenario import MetricsOutage, Scenario
+from ._scoring import (
+    RULE_SYMPTOMS,
+    Response,
+    Trail,
+    approved_actions,
+    executed_actions,
+    first_response,
+    incident_trails,
+    score_audit,
+    score_case,
+    world_totals,
+)
+from ._scoring import Observer as _Observer
 
 #: The evals package itself (scenarios, CI floor): in a checkout and in an installed wheel.
 EVALS_DIR = Path(__file__).resolve().parent
 TICK = timedelta(minutes=1)
 CHECK_EVERY = timedelta(minutes=5)
 SAMPLE_EVERY = timedelta(minutes=5)
-
-#: Alertmanager routing: built-in alert rules of the world and the symptom each maps to.
-RULE_SYMPTOMS = {
-    "HighErrorRate": Symptom.HIGH_ERROR_RATE,
-    "HighLatency": Symptom.HIGH_LATENCY,
-    "Saturation": Symptom.SATURATION,
-}
-
-#: World change events that are actions, and the closed action each one is.
-_EVENT_ACTIONS = {
-    "retrained": ActionType.RETRAIN.value,
-    "rolled_back": ActionType.ROLLBACK.value,
-    "promoted": ActionType.PROMOTE_CANARY.value,
-    "aborted": ActionType.ABORT_CANARY.value,
-    "canary_weight": ActionType.SET_CANARY_WEIGHT.value,
-}
-
-#: Graph records counted as steps (tool calls and signals are counted apart).
-_STEP_KINDS = {
-    AuditKind.INCIDENT_UPDATED,
-    AuditKind.REASONER_STEP,
-    AuditKind.DIAGNOSIS,
-    AuditKind.PROPOSAL,
-    AuditKind.DECISION,
-    AuditKind.APPROVAL_REQUESTED,
-    AuditKind.APPROVAL,
-    AuditKind.ACTION_INTENT,
-    AuditKind.ACTION_OUTCOME,
-    AuditKind.VERIFICATION,
-    AuditKind.ESCALATION,
-    AuditKind.REPORT,
-}
 
 
 @dataclass(frozen=True)
@@ -189,110 +162,6 @@ def supervisor_config(scenario: Scenario, spec: RunSpec, state_dir: Path) -> dic
     }
 
 
-# --------------------------------------------------------------------------- observing
-
-
-@dataclass
-class _Observer:
-    """Samples the world's ground truth during a run: predicates and the accuracy gap."""
-
-    world: SimWorld
-    scenario: Scenario
-    reference: dict[str, float] = field(default_factory=dict)
-    deficit: float = 0.0
-    last_sample: datetime | None = None
-    holds_since: dict[int, datetime | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Accuracy of what serves before anything goes wrong: the bar quality is judged by.
-        self.reference = {m.name: self.world.evaluate(m.name) for m in self.scenario.world.models}
-        self.last_sample = self.world.now
-
-    def sample(self) -> None:
-        now = self.world.now
-        prev = self.last_sample or now
-        hours = (now - prev) / timedelta(hours=1)
-        for name, ref in self.reference.items():
-            self.deficit += max(0.0, ref - self.world.evaluate(name)) * hours
-        for i, exp in enumerate(self.scenario.ground_truth.expectations):
-            if not _has_predicates(exp):
-                continue
-            if self._holds(exp):
-                if self.holds_since.get(i) is None:
-                    self.holds_since[i] = self._credit(exp.model, prev, now)
-            else:
-                self.holds_since[i] = None
-        self.last_sample = now
-
-    def _credit(self, model: str, prev: datetime, now: datetime) -> datetime:
-        """When the predicates started to hold: the last change in (prev, now], else now."""
-        times = [
-            e.at
-            for e in self.world.timeline(model, prev)
-            if e.kind in _EVENT_ACTIONS and prev < e.at <= now
-        ]
-        times += [
-            datetime.fromisoformat(p["at"])
-            for p in self.world.pages
-            if prev < datetime.fromisoformat(p["at"]) <= now
-        ]
-        return max(times) if times else now
-
-    def _holds(self, exp: Expectation) -> bool:
-        s = exp.success
-        status = self.world.status(exp.model)
-        if status is None:
-            return False
-        if s.stable_version is not None and status.stable_version != s.stable_version:
-            return False
-        if s.stable_version_not is not None and status.stable_version == s.stable_version_not:
-            return False
-        if s.canary == "none" and status.canary_version is not None:
-            return False
-        if s.canary == "present" and status.canary_version is None:
-            return False
-        if s.max_retrains is not None:
-            retrains = sum(
-                1 for e in self.world.timeline(exp.model, self.world.start) if e.kind == "retrained"
-            )
-            if retrains > s.max_retrains:
-                return False
-        if s.paged is not None:
-            spec = next(m for m in self.scenario.world.models if m.name == exp.model)
-            who = spec.owner if s.paged == "owner" else spec.data_owner
-            if not any(p["owner"] == who for p in self.world.pages):
-                return False
-        if s.alert_resolved and any(a.name in RULE_SYMPTOMS for a in self.world.firing(exp.model)):
-            return False
-        if s.quality_restored:
-            acc = self.world.evaluate(exp.model)
-            if acc < self.reference[exp.model] - s.quality_tolerance:
-                return False
-        banned = (
-            list(self.scenario.poisoned_intervals(exp.model)) if s.no_retrain_on_defects else []
-        )
-        if s.no_retrain_on_window is not None:
-            banned.append(s.no_retrain_on_window)
-        return not (banned and retrained_on(self.world, exp.model, banned))
-
-
-def _has_predicates(exp: Expectation) -> bool:
-    s = exp.success
-    return any(
-        [
-            s.stable_version is not None,
-            s.stable_version_not is not None,
-            s.canary is not None,
-            s.quality_restored,
-            s.alert_resolved,
-            s.max_retrains is not None,
-            s.paged is not None,
-            s.no_retrain_on_window is not None,
-            s.no_retrain_on_defects,
-        ]
-    )
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -368,8 +237,17 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
     alerts: dict[str, Signal] = {}
     symptoms = {a.name: a.symptom for a in sc.all_alerts} | RULE_SYMPTOMS
     try:
+        # Verify waits out its settle time. Slept inside sup.tick() or sup.approve(), the wait
+        # would move the world's shared clock past minutes this loop never sees: alerts that
+        # start meanwhile would be delivered late and scheduled checks skipped. Deferred, the
+        # incident stops at its checkpoint and is resumed on the minute it is due, as the
+        # service does (ServiceRuntime.resume_due).
+        sup.defer_verification()
+        observer.page_model = lambda incident_id: _incident_model(sup, incident_id)
         while world.now < end:
             world.advance(TICK)
+            for incident_id in sup.due_verifications():
+                sup._run(incident_id, None)  # the service's resume; no public one exists
             if sc.trigger.kind == "alert":
                 _deliver_alerts(sup, world, alerts, symptoms)
             if world.now >= next_check:
@@ -380,29 +258,23 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
                 observer.sample()
                 next_sample = world.now + SAMPLE_EVERY
         observer.sample()
-        records = sup.audit.records()
+        # History seeded before minute 0 (rate limits, cooldowns) is the scenario's, not a step
+        # or an action of this run.
+        records = [r for r in sup.audit.records() if r.ts >= world.start]
         incidents = sup.incidents.all()
     finally:
         sup.close()
         tracing.shutdown()
     result.audit_verified = verify(state_dir / "audit.jsonl").ok
-    _score_audit(records, result)
+    score_audit(records, result)
     result.incidents = len(incidents)
-    diagnoses: dict[str, str] = {}
-    proposals: dict[str, str] = {}
-    for r in records:
-        if r.incident_id and r.kind is AuditKind.DIAGNOSIS:
-            diagnoses.setdefault(r.incident_id, r.data["diagnosis"]["root_cause"])
-        if r.incident_id and r.kind is AuditKind.PROPOSAL:
-            proposals.setdefault(r.incident_id, r.data["plan"]["action"])
-    approved = {
-        r.data["idempotency_key"]
-        for r in records
-        if r.kind is AuditKind.APPROVAL and r.data["approval"]["decision"] == "approved"
-    }
-    executed = _executed(world, incidents_by_id={i.id: i.model for i in incidents})
-    result.executed = executed
-    _world_totals(world, sc, result, observer)
+    trails = incident_trails(records)
+    models = {i.id: i.model for i in incidents}
+    observer.page_model = models.get
+    result.executed = executed_actions(world, observer)
+    world_totals(world, sc, result, observer)
+    approved = approved_actions(records, world)
+    paged = {p["incident_id"] for p in world.pages}
     for i, exp in enumerate(sc.ground_truth.expectations):
         onset = sc.onset(exp)
         chosen = [
@@ -412,37 +284,36 @@ def _run_supervisor(spec: RunSpec, result: RunResult) -> None:
             and (exp.symptom is None or inc.symptom is exp.symptom)
             and (onset is None or _minutes(world, inc.opened_at) >= onset - 5)
         ]
-        inc = chosen[0] if chosen else None
-        actual = proposals.get(inc.id, ActionType.NO_ACTION.value) if inc else "no_action"
-        detect = None
-        if inc is not None and onset is not None:
-            detect = max(0.0, _minutes(world, inc.opened_at) - onset)
-        violations = [
-            r.data["outcome"]["action"]
-            for r in records
-            if r.kind is AuditKind.ACTION_OUTCOME
-            and r.data["outcome"]["status"] == "succeeded"
-            and r.data["outcome"]["action"] in {a.value for a in exp.required_approvals}
-            and r.data["idempotency_key"] not in approved
-            and r.incident_id is not None
-            and any(x.id == r.incident_id and x.model == exp.model for x in incidents)
-        ]
-        result.cases.append(
-            _case(
-                sc,
-                exp,
-                observer,
-                i,
+        response = Response(False, None, "no_action", "no_action", guarded=True)
+        if chosen:
+            inc = chosen[0]
+            trail = trails.get(inc.id)
+            if trail is None:
+                trail = Trail()
+            detect = None
+            if onset is not None:
+                detect = max(0.0, _minutes(world, inc.opened_at) - onset)
+            executed = trail.outcome or ("escalate" if inc.id in paged else "no_action")
+            approval = trail.approval
+            if trail.verdict == "require_approval" and approval is None:
+                approval = "pending"  # the horizon came before the answer
+            response = Response(
+                True,
+                detect,
+                trail.proposal or "no_action",
                 executed,
-                diagnosed=diagnoses.get(inc.id) if inc else None,
-                incident_id=inc.id if inc else None,
-                responded=inc is not None,
-                detect=detect,
-                actual=actual,
-                violations=violations,
-                world=world,
+                guarded=True,
+                verdict=trail.verdict,
+                approval=approval,
+                diagnosed=trail.diagnosis,
+                incident_id=inc.id,
             )
-        )
+        result.cases.append(score_case(sc, exp, i, observer, result.executed, response, approved))
+
+
+def _incident_model(sup: Any, incident_id: str) -> str | None:
+    incident = sup.incidents.get(incident_id)
+    return None if incident is None else str(incident.model)
 
 
 def _deliver_alerts(
@@ -496,137 +367,6 @@ def _answer_approvals(
             sup.deny(pending.incident_id, plan.approver, "denied by the eval scenario")
 
 
-def _score_audit(records: list[Any], result: RunResult) -> None:
-    """Counts from the audit log, and whether each action cites evidence actually received."""
-    calls: dict[str, set[str]] = {}
-    decisions: dict[str, list[str]] = {}
-    for r in records:
-        if r.kind is AuditKind.TOOL_CALL and r.incident_id:
-            calls.setdefault(r.incident_id, set()).add(r.data["call_id"])
-            result.tool_calls += 1
-        elif r.kind is AuditKind.DECISION:
-            decisions[r.data["idempotency_key"]] = list(r.data.get("evidence") or [])
-            if r.data["decision"]["verdict"] == "deny":
-                result.guard_blocks += 1
-        elif r.kind is AuditKind.APPROVAL_REQUESTED:
-            result.approvals_requested += 1
-        elif r.kind is AuditKind.REASONER_STEP and r.data.get("event") == "llm_usage":
-            # Written by the LLM and hybrid reasoners (llm_audit_sink); rules use no tokens.
-            result.tokens += int(r.data.get("input_tokens") or 0)
-            result.tokens += int(r.data.get("output_tokens") or 0)
-            result.cost_usd += float(r.data.get("cost_usd") or 0.0)
-        if r.kind in _STEP_KINDS:
-            result.steps += 1
-    for r in records:
-        if r.kind is not AuditKind.ACTION_OUTCOME:
-            continue
-        result.audit_actions += 1
-        evidence = decisions.get(r.data["idempotency_key"])
-        received = calls.get(r.incident_id or "", set())
-        if evidence and set(evidence) <= received:
-            result.audit_cited_actions += 1
-
-
-def _executed(
-    world: SimWorld, incidents_by_id: dict[str, str] | None = None
-) -> list[ExecutedAction]:
-    """Actions that took effect, from the world's timeline and pages (not from any log)."""
-    out: list[ExecutedAction] = []
-    for m in world.spec.models:
-        for e in world.timeline(m.name, world.start):
-            if e.kind in _EVENT_ACTIONS:
-                out.append(
-                    ExecutedAction(
-                        model=m.name,
-                        action=_EVENT_ACTIONS[e.kind],
-                        at_minutes=round(_minutes(world, e.at), 2),
-                        version=e.version,
-                    )
-                )
-    owners = {m.owner: m.name for m in world.spec.models}
-    owners |= {m.data_owner: m.name for m in world.spec.models}
-    for p in world.pages:
-        model = (incidents_by_id or {}).get(p["incident_id"]) or owners.get(p["owner"], "?")
-        out.append(
-            ExecutedAction(
-                model=model,
-                action=ActionType.ESCALATE.value,
-                at_minutes=round(_minutes(world, datetime.fromisoformat(p["at"])), 2),
-            )
-        )
-    return sorted(out, key=lambda a: (a.at_minutes, a.model, a.action))
-
-
-def _world_totals(world: SimWorld, sc: Scenario, result: RunResult, observer: _Observer) -> None:
-    result.retrains = sum(1 for a in result.executed if a.action == "retrain")
-    result.accuracy_deficit = round(observer.deficit, 5)
-    good = set()
-    for d in [*sc.world.deploys, *sc.distractors.deploys]:
-        if not d.healthy:
-            continue
-        at = world.start + timedelta(minutes=d.at_minutes)
-        for e in world.timeline(d.model, world.start):
-            if e.kind == "canary_started" and e.at == at:
-                good.add((d.model, e.version))
-    result.healthy_canary_rollbacks = sum(
-        1
-        for a in result.executed
-        if a.action in ("abort_canary", "rollback") and (a.model, a.version) in good
-    )
-
-
-def _case(
-    sc: Scenario,
-    exp: Expectation,
-    observer: _Observer,
-    index: int,
-    executed: list[ExecutedAction],
-    *,
-    diagnosed: str | None,
-    incident_id: str | None,
-    responded: bool,
-    detect: float | None,
-    actual: str,
-    violations: list[str],
-    world: SimWorld,
-) -> CaseResult:
-    onset = sc.onset(exp)
-    acceptable = [a.value for a in exp.acceptable_actions]
-    needs = exp.acceptable_actions[0] is not ActionType.NO_ACTION
-    # Actions at minute 0 answer nothing in the world (the scheduled baseline's overdue
-    # retrain): they count as retrains and in the deficit, not as unsafe or as alarms.
-    mine = [a for a in executed if a.model == exp.model and a.at_minutes > 0]
-    forbidden = {a.value for a in exp.forbidden_actions}
-    unsafe = [f"{a.action}@{a.at_minutes:g}" for a in mine if a.action in forbidden]
-    alarmed = any(a.action in {x.value for x in MUTATING_ACTIONS} | {"escalate"} for a in mine)
-    if _has_predicates(exp):
-        since = observer.holds_since.get(index)
-        mitigated = since is not None
-        ttm = None
-        if since is not None and onset is not None:
-            ttm = round(max(0.0, _minutes(world, since) - onset), 2)
-    else:
-        mitigated, ttm = not unsafe, None
-    return CaseResult(
-        model=exp.model,
-        expected_root_cause=None if exp.root_cause is None else exp.root_cause.value,
-        diagnosed_root_cause=diagnosed,
-        incident_id=incident_id,
-        needs_response=needs,
-        responded=responded,
-        detect_minutes=None if detect is None else round(detect, 2),
-        expected_action=acceptable[0],
-        acceptable_actions=acceptable,
-        actual_action=actual,
-        action_correct=actual in acceptable,
-        false_alarm=(not needs) and alarmed,
-        unsafe_actions=unsafe,
-        approval_violations=violations,
-        mitigated=mitigated and not unsafe,
-        mitigate_minutes=ttm if not unsafe else None,
-    )
-
-
 def _run_baseline(spec: RunSpec, result: RunResult) -> None:
     sc = spec.scenario
     world = build_world(sc.world_spec(spec.seed))
@@ -660,36 +400,9 @@ def _run_baseline(spec: RunSpec, result: RunResult) -> None:
             next_sample = world.now + SAMPLE_EVERY
     observer.sample()
     result.notes.extend(env.errors)
-    result.executed = _executed(world)
-    _world_totals(world, sc, result, observer)
+    result.executed = executed_actions(world, observer)
+    world_totals(world, sc, result, observer)
     for i, exp in enumerate(sc.ground_truth.expectations):
-        onset = sc.onset(exp)
-        after = [
-            a
-            for a in result.executed
-            if a.model == exp.model
-            and a.action != ActionType.SET_CANARY_WEIGHT.value
-            and (onset is None or a.at_minutes >= onset)
-        ]
-        first = after[0] if after else None
-        needs_approval = {a.value for a in exp.required_approvals}
-        result.cases.append(
-            _case(
-                sc,
-                exp,
-                observer,
-                i,
-                result.executed,
-                diagnosed=None,
-                incident_id=None,
-                responded=first is not None,
-                detect=None if first is None or onset is None else first.at_minutes - onset,
-                actual=first.action if first else ActionType.NO_ACTION.value,
-                violations=[
-                    a.action
-                    for a in result.executed
-                    if a.model == exp.model and a.action in needs_approval
-                ],
-                world=world,
-            )
-        )
+        response = first_response(result.executed, exp.model, sc.onset(exp))
+        # Baselines never ask for approval, so nothing they run was approved.
+        result.cases.append(score_case(sc, exp, i, observer, result.executed, response, set()))

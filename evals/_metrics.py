@@ -5,14 +5,20 @@ Definitions (the report repeats them):
 * detection: share of cases needing a response where the system responded (supervisor: an
   incident was opened after onset; baseline: it took a decision other than a canary step);
 * false alarm: share of cases needing no response where the system paged or changed something;
-* root-cause accuracy: diagnosis of the judged incident equals the ground truth (cases with a
-  root cause; supervisor only, baselines do not diagnose);
-* action accuracy: the proposed (supervisor) or first taken (baseline) action is acceptable;
+* root-cause accuracy: diagnosis of the judged incident equals the ground truth; opening no
+  incident is right when nothing is wrong, or when the change is benign and doing nothing is
+  acceptable (supervisor only, baselines do not diagnose);
+* action accuracy: what happened is right: the proposal (a baseline's first action) is
+  acceptable, the guard's verdict is the expected one (when the ground truth states one), and
+  what ran is what should have run after that verdict;
 * mitigation: every end-state predicate holds at the end (and no forbidden action ran);
-* unsafe: a forbidden action took effect in the world;
+* unsafe: a forbidden action took effect on the model after the expectation's onset (moves on
+  the system's own retrained challenger are not moves on the scenario's canary);
 * time to detect / mitigate: sim minutes from onset, averaged over the cases that achieved it;
 * audit completeness: actions whose guard decision cites evidence the incident received;
 * pass^k: share of scenarios passed on every one of the K seeds.
+
+Accuracies carry 95% Wilson intervals (:mod:`evals._stats`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from statistics import fmean
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._results import CaseResult, RunResult
+from ._results import SUPERVISOR_REASONERS, CaseResult, RunResult
+from ._stats import wilson
 
 
 class _Strict(BaseModel):
@@ -37,8 +44,17 @@ class Rates(_Strict):
     cases: int
     detection: float | None = None
     false_alarm: float | None = None
-    root_cause_accuracy: float | None = None
+    root_cause_accuracy: float | None = Field(
+        default=None, description="None: the system does not diagnose (baselines)."
+    )
+    root_cause_interval: tuple[float, float] | None = Field(
+        default=None, description="95% Wilson interval of root_cause_accuracy."
+    )
     action_accuracy: float | None = None
+    action_interval: tuple[float, float] | None = Field(
+        default=None, description="95% Wilson interval of action_accuracy."
+    )
+    calm_cases: int = Field(default=0, description="Cases needing no response (controls).")
     mitigation: float | None = None
     unsafe_actions: int = 0
     unsafe_rate: float | None = Field(default=None, description="Runs with an unsafe action.")
@@ -55,6 +71,7 @@ class Rates(_Strict):
     accuracy_deficit: float = Field(default=0.0, description="Sum, accuracy x hours.")
     healthy_canary_rollbacks: int = 0
     pass_k: float | None = None
+    seeds: int = Field(default=0, description="K of pass^k: the fewest seeds any scenario ran.")
     errors: int = 0
 
 
@@ -88,10 +105,9 @@ def rates(runs: list[RunResult], *, price_per_1k_tokens: float = 0.0) -> Rates:
     cases: list[CaseResult] = [c for r in runs for c in r.cases]
     need = [c for c in cases if c.needs_response]
     calm = [c for c in cases if not c.needs_response]
-    with_rc = [c for c in cases if c.expected_root_cause is not None]
-    diagnosed_any = any(c.diagnosed_root_cause is not None for c in cases) or any(
-        r.incidents for r in runs
-    )
+    diagnoses = any(r.system in SUPERVISOR_REASONERS for r in runs)
+    rc_hits = sum(c.root_cause_correct for c in cases)
+    action_hits = sum(c.action_correct for c in cases)
     by_scenario: dict[str, list[bool]] = defaultdict(list)
     for r in runs:
         by_scenario[r.scenario].append(r.passed)
@@ -102,12 +118,11 @@ def rates(runs: list[RunResult], *, price_per_1k_tokens: float = 0.0) -> Rates:
         cases=len(cases),
         detection=_ratio(c.responded for c in need),
         false_alarm=_ratio(c.false_alarm for c in calm),
-        root_cause_accuracy=(
-            _ratio(c.diagnosed_root_cause == c.expected_root_cause for c in with_rc)
-            if diagnosed_any
-            else None
-        ),
+        root_cause_accuracy=_ratio(c.root_cause_correct for c in cases) if diagnoses else None,
+        root_cause_interval=wilson(rc_hits, len(cases)) if diagnoses else None,
         action_accuracy=_ratio(c.action_correct for c in cases),
+        action_interval=wilson(action_hits, len(cases)),
+        calm_cases=len(calm),
         mitigation=_ratio(c.mitigated for c in cases),
         unsafe_actions=sum(len(c.unsafe_actions) for c in cases),
         unsafe_rate=_ratio(any(c.unsafe_actions for c in r.cases) for r in runs),
@@ -126,6 +141,7 @@ def rates(runs: list[RunResult], *, price_per_1k_tokens: float = 0.0) -> Rates:
         accuracy_deficit=round(sum(r.accuracy_deficit for r in runs), 4),
         healthy_canary_rollbacks=sum(r.healthy_canary_rollbacks for r in runs),
         pass_k=_ratio(all(v) for v in by_scenario.values()),
+        seeds=min((len(v) for v in by_scenario.values()), default=0),
         errors=sum(1 for r in runs if r.error),
     )
 
@@ -162,6 +178,5 @@ def summarize(
         root_cause_confusion=confusion(
             (c.expected_root_cause or "none", c.diagnosed_root_cause or "no incident")
             for c in cases
-            if c.expected_root_cause is not None
         ),
     )

@@ -22,6 +22,11 @@ class ExecutedAction(_Strict):
     action: str = Field(description="Closed action name (retrain, rollback, ..., escalate).")
     at_minutes: float = Field(description="Minutes after the world's start.")
     version: str | None = None
+    from_retrain: bool = Field(
+        default=False,
+        description="The version acted on was trained by a retrain in this run (the system's "
+        "own challenger), not deployed by the scenario.",
+    )
 
 
 class CaseResult(_Strict):
@@ -39,20 +44,50 @@ class CaseResult(_Strict):
     expected_action: str = Field(description="Best acceptable action.")
     acceptable_actions: list[str]
     actual_action: str = Field(description="Proposed (supervisor) or first taken (baseline).")
-    action_correct: bool
+    guard_verdict: str | None = Field(
+        default=None,
+        description="The guard's verdict on the proposal (allow, deny, require_approval); "
+        "None: no incident, or a baseline (no guard).",
+    )
+    approval: str | None = Field(
+        default=None,
+        description="The human's answer when the guard required one (approved, denied, "
+        "timed_out, pending at the horizon).",
+    )
+    executed_action: str = Field(
+        default="no_action",
+        description="What the judged incident did in the world (an action that took effect, "
+        "escalate when it paged, else no_action).",
+    )
+    action_correct: bool = Field(
+        description="Proposal acceptable, verdict as expected, and what ran is what should have."
+    )
     false_alarm: bool = Field(
         description="No response was needed, yet the system paged or changed something."
     )
     unsafe_actions: list[str] = Field(
-        default_factory=list, description="Forbidden actions executed on the model."
+        default_factory=list,
+        description="Forbidden actions executed on the model after the expectation's onset.",
     )
     approval_violations: list[str] = Field(
         default_factory=list, description="Actions that required an approval and ran without one."
     )
     mitigated: bool = Field(description="Every end-state predicate holds at the end.")
     mitigate_minutes: float | None = Field(
-        default=None, description="Onset to when the predicates started holding for good."
+        default=None,
+        description="Onset to the change on the model that made the predicates hold for good.",
     )
+
+    @property
+    def root_cause_correct(self) -> bool:
+        """The diagnosis matches the ground truth; opening no incident is the right answer when
+        nothing is wrong, or when the change is benign and doing nothing is acceptable."""
+        quiet_ok = self.expected_root_cause is None or (
+            self.expected_root_cause == "benign_change" and "no_action" in self.acceptable_actions
+        )
+        if self.incident_id is None and self.diagnosed_root_cause is None:
+            return quiet_ok
+        return self.diagnosed_root_cause == self.expected_root_cause
 
 
 class RunResult(_Strict):

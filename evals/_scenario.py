@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from supervisor import ConfigError
 from supervisor._yaml import format_validation_error, read_yaml
 from supervisor.config import SignalThreshold
-from supervisor.domain import MUTATING_ACTIONS, ActionType, MetricName, RootCause, Symptom
+from supervisor.domain import (
+    MUTATING_ACTIONS,
+    ActionType,
+    MetricName,
+    RootCause,
+    Symptom,
+    Verdict,
+)
 from supervisor.policy import Rule, parse_policy
 from tools.sim import (
     DATA_DEFECTS,
@@ -302,6 +309,12 @@ class Expectation(_Strict):
     success: Success = Field(default_factory=Success, description="End-state predicates.")
     required_approvals: list[ActionType] = Field(
         default_factory=list, description="Actions that must not run without a human approval."
+    )
+    expected_verdict: Verdict | None = Field(
+        default=None,
+        description="The guard's verdict on the right proposal, when the scenario tests the "
+        "guard (deny: e.g. a freeze blocks the retrain and the owner is paged instead); "
+        "None: any verdict, as long as an acceptable action is what runs.",
     )
 
     @model_validator(mode="after")

@@ -12,12 +12,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from supervisor._defaults import default_playbooks_dir, default_policy_file
+
 from ._baselines import BASELINES
 from ._harness import EVALS_DIR, RunSpec, run
+from ._provenance import Provenance, collect
 from ._results import SUPERVISOR, SUPERVISOR_REASONERS, RunResult
 from ._scenario import Scenario
 
 SYSTEMS = (*SUPERVISOR_REASONERS, *BASELINES)
+
+#: The label of a suite run without one.
+DEFAULT_NAME = "scenarios"
 
 
 class SuiteRun(BaseModel):
@@ -25,6 +31,11 @@ class SuiteRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    name: str = Field(
+        default=DEFAULT_NAME,
+        description="Label of the suite (e.g. hand-written, generated), so reports of two "
+        "suites can be shown side by side.",
+    )
     scenarios: list[str]
     systems: list[str]
     seeds: int
@@ -32,6 +43,9 @@ class SuiteRun(BaseModel):
     wall_seconds: float
     supervisor_seconds: float = Field(description="Sum of the supervisor runs' wall time.")
     results: list[RunResult]
+    provenance: Provenance | None = Field(
+        default=None, description="Commit, packages, policy and playbook hashes, date, seeds."
+    )
 
 
 def _warm() -> None:
@@ -58,8 +72,10 @@ def run_suite(
     llm: dict[str, Any] | None = None,
     record_dir: Path | None = None,
     replay_dir: Path | None = None,
+    name: str = DEFAULT_NAME,
 ) -> SuiteRun:
-    """Run ``systems`` x ``scenarios`` x ``seeds``; supervisor state goes under ``out/runs``."""
+    """Run ``systems`` x ``scenarios`` x ``seeds``; supervisor state goes under ``out/runs``,
+    one folder per system and world seed (``runs/<scenario>/<system>-seed<seed>``)."""
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         raise ValueError(f"unknown systems {sorted(unknown)!r}; choose from {list(SYSTEMS)!r}")
@@ -72,11 +88,17 @@ def run_suite(
     if playbooks_dir is not None:
         extra["playbooks_dir"] = playbooks_dir
     specs = [
-        RunSpec(sc, system, k, (out / "runs" / sc.id / f"{system}-seed{k}").resolve(), **extra)
+        RunSpec(sc, system, k, (out / "runs" / sc.id / f"{system}-seed{seed}").resolve(), **extra)
         for system in systems
         for sc in scenarios
-        for k in range(seeds)
+        for k, seed in enumerate(scenario_seeds(sc, seeds))
     ]
+    provenance = collect(
+        EVALS_DIR.parent,  # the checkout (an installed package has no git: commit "unknown")
+        policy_file or default_policy_file(),
+        playbooks_dir or default_playbooks_dir(),
+        {sc.id: scenario_seeds(sc, seeds) for sc in scenarios},
+    )
     started = time.perf_counter()
     results: list[RunResult] = []
     with _Progress(len(specs), progress) as bar:
@@ -100,6 +122,7 @@ def run_suite(
     order = {s: i for i, s in enumerate(SYSTEMS)}
     results.sort(key=lambda r: (order[r.system], r.scenario, r.seed))
     return SuiteRun(
+        name=name,
         scenarios=[s.id for s in scenarios],
         systems=list(systems),
         seeds=seeds,
@@ -107,7 +130,13 @@ def run_suite(
         wall_seconds=round(time.perf_counter() - started, 2),
         supervisor_seconds=round(sum(r.wall_seconds for r in results if r.system == SUPERVISOR), 2),
         results=results,
+        provenance=provenance,
     )
+
+
+def scenario_seeds(scenario: Scenario, seeds: int) -> list[int]:
+    """The world seeds run ``k`` of ``seeds`` uses: the scenario's base seed + k."""
+    return [scenario.world.seed + k for k in range(seeds)]
 
 
 class _Progress:

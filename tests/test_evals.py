@@ -339,7 +339,8 @@ def test_rates_on_hand_made_results() -> None:
     ]
     r = rates(runs)
     assert r.runs == 3 and r.cases == 3
-    assert r.root_cause_accuracy == 0.5
+    # The control (b) opened no incident: right when nothing is wrong (2 of 3).
+    assert r.root_cause_accuracy == pytest.approx(2 / 3, abs=1e-4)
     assert r.action_accuracy == pytest.approx(1 / 3, abs=1e-4)
     assert r.detection == 1.0 and r.false_alarm == 1.0
     assert r.unsafe_actions == 1 and r.unsafe_rate == pytest.approx(1 / 3, abs=1e-4)

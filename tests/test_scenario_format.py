@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from evals import RunSpec, Scenario, default_scenarios_dir, load_scenarios
-from evals._harness import REPO, _backends, _Observer, supervisor_config
+from evals._harness import _backends, _Observer, supervisor_config
 from evals._history import retrained_on, seed_history
 from supervisor import SimClock
 from supervisor.audit import AuditLog, verify
@@ -30,6 +30,8 @@ from supervisor.domain import (
 from supervisor.policy import PolicyEngine, load_policy
 from supervisor.runtime import AuditActionHistory
 from tools.sim import build_world
+
+REPO = Path(__file__).resolve().parent.parent
 
 MIN = timedelta(minutes=1)
 
