@@ -184,6 +184,7 @@ def _draft(rng: np.random.Generator, kind: str) -> _Draft:
 @dataclass
 class _Checked:
     measurements: list[Measurement]
+    """The incidents' measurements (a distractor's own check is not reported)."""
     floor: float | None
     broken: Measurement | None = None
 
@@ -203,7 +204,7 @@ def _check(draft: _Draft) -> _Checked:
         refs = references(spec)
         floor = round(min(refs.values()) - draft.floor_margin, 2)
     out = _Checked([], floor)
-    claims: list[tuple[WorldSpec, QualityClaim]] = []
+    claims: list[tuple[WorldSpec, QualityClaim, bool]] = []
     for inc in draft.incidents:
         expect = inc.truth.quality
         mine = [f for f in spec.faults if f.model == inc.model.name]
@@ -217,14 +218,15 @@ def _check(draft: _Draft) -> _Checked:
             label_delay_minutes=inc.model.label_delay_minutes,
             must_cross=floor if inc.needs_floor else None,
         )
-        claims.append((spec, claim))
+        claims.append((spec, claim, True))
     for d in draft.distractor_faults:  # a distractor must be harmless on its own
         alone = draft.world_spec(faults=[d])
         stable = str(next(m for m in alone.models if m.name == d.model).initial_versions)
-        claims.append((alone, QualityClaim(d.model, "holds", stable, d.at_minutes, 0.0)))
-    for world, claim in claims:
+        claims.append((alone, QualityClaim(d.model, "holds", stable, d.at_minutes, 0.0), False))
+    for world, claim, reported in claims:
         m = measure(world, claim)
-        out.measurements.append(m)
+        if reported:
+            out.measurements.append(m)
         if m.rule is not None:
             out.broken = m
             return out
