@@ -292,7 +292,9 @@ def uniform(rng: np.random.Generator, lo_hi: tuple[float, float], digits: int = 
 
 
 def _names(model: ModelSpec, idx: list[int]) -> str:
-    return ", ".join(model.features[i] for i in idx)
+    names = [model.features[i] for i in idx]
+    inputs = "the input" if len(names) == 1 else "the inputs"
+    return f"{inputs} {', '.join(names)}"
 
 
 def _nuisance(model: ModelSpec) -> list[int]:
@@ -323,7 +325,8 @@ def _covariate(rng: np.random.Generator, inc: Incident) -> None:
     inc.faults.append(
         FaultSpec(kind="covariate_drift", model=m.name, at_minutes=inc.onset, params=params)
     )
-    inc.what = f"the inputs {_names(m, chosen)} shift by {shift:g} standard deviations"
+    verb = "shifts" if len(chosen) == 1 else "shift"
+    inc.what = f"{_names(m, chosen)} {verb} by {shift:g} standard deviations"
 
 
 def _concept(rng: np.random.Generator, inc: Incident) -> None:
@@ -431,7 +434,8 @@ def seasonal(rng: np.random.Generator, inc: Incident) -> None:
         )
     )
     inc.what = (
-        f"the inputs {_names(m, chosen)}, which carry no signal, shift by {shift:g} standard "
+        f"{_names(m, chosen)}, which carr{'ies' if k == 1 else 'y'} no signal, "
+        f"shift{'s' if k == 1 else ''} by {shift:g} standard "
         "deviations (a seasonal change)"
     )
     if k / m.n_features >= 0.5:
