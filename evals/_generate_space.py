@@ -119,6 +119,7 @@ class Profile:
     """Up to 12 feature names, space-separated; a model with n features takes the first n."""
 
     def feature_names(self, n: int) -> list[str]:
+        """The first ``n`` feature names."""
         return self.features.split()[:n]
 
 
@@ -280,14 +281,17 @@ class Incident:
 
     @property
     def stable(self) -> str:
+        """The version serving as stable at the start (the sim registers 1..n, n serves)."""
         return str(self.model.initial_versions)
 
     @property
     def truth(self) -> Truth:
+        """The ground truth of the injected cause."""
         return TRUTH[self.cause]
 
 
 def uniform(rng: np.random.Generator, lo_hi: tuple[float, float], digits: int = 2) -> float:
+    """A uniform draw from ``lo_hi``, rounded so the written file reads cleanly."""
     return round(float(rng.uniform(*lo_hi)), digits)
 
 
