@@ -3,6 +3,7 @@
 >>> scenarios = load_scenarios(default_scenarios_dir())
 >>> run = run_suite(scenarios, Path("eval-out"), seeds=1)
 >>> write_reports(build_report(run), Path("eval-out"))
+>>> generate_scenarios(30, seed=7).write(Path("eval-out/generated"))  # drawn, checked scenarios
 """
 
 from ._baselines import (
@@ -15,6 +16,7 @@ from ._baselines import (
     scheduled_due,
 )
 from ._ci import CiFloor, load_ci_floor
+from ._generate import GeneratedSuite, generate_scenarios, write_scenarios
 from ._goals import Goal, check_goals
 from ._harness import RunSpec, run
 from ._metrics import Rates, SystemSummary, rates, summarize
@@ -36,6 +38,7 @@ __all__ = [
     "ExecutedAction",
     "Expectation",
     "FlaggerSettings",
+    "GeneratedSuite",
     "Goal",
     "Provenance",
     "Rates",
@@ -48,6 +51,7 @@ __all__ = [
     "check_goals",
     "default_scenarios_dir",
     "flagger_decide",
+    "generate_scenarios",
     "load_ci_floor",
     "load_scenario",
     "load_scenarios",
@@ -61,4 +65,5 @@ __all__ = [
     "scheduled_due",
     "summarize",
     "write_reports",
+    "write_scenarios",
 ]

@@ -58,6 +58,15 @@ def _warm() -> None:
         from evidently.legacy.calculations import stattests  # noqa: F401
 
 
+def _warm_supervisor() -> None:
+    """Import the supervisor's runtime (LangGraph: seconds) once, before the workers fork.
+
+    Forked workers inherit it, so each does not pay the import on its first supervisor run.
+    Importing starts no threads, so forking afterwards is safe.
+    """
+    import supervisor.runtime  # noqa: F401
+
+
 def run_suite(
     scenarios: list[Scenario],
     out: Path,
@@ -101,6 +110,8 @@ def run_suite(
     )
     started = time.perf_counter()
     results: list[RunResult] = []
+    if set(systems) & set(SUPERVISOR_REASONERS):
+        _warm_supervisor()
     with _Progress(len(specs), progress) as bar:
         if jobs <= 1:
             _warm()

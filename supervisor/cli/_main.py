@@ -11,7 +11,7 @@ from supervisor import __version__
 from supervisor._errors import SupervisorError
 
 from ._audit_cmd import add_audit_parser
-from ._eval_cmd import add_eval_parser
+from ._eval_cmd import add_eval_parser, add_generate_parser
 
 #: The approval API's token variable unless --token-env says otherwise (the config's default).
 _TOKEN_ENV = "MLOPS_SUPERVISOR_APPROVAL_TOKEN"
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     add_eval_parser(sub)
+    add_generate_parser(sub)
     return parser
 
 
