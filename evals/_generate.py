@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import yaml
 
+from supervisor._defaults import shipped_dir
 from supervisor.domain import RootCause, Symptom
 from tools.sim import FaultSpec, WorldSpec
 
@@ -45,7 +46,7 @@ from ._generate_space import (
     uniform,
 )
 from ._generate_truth import Measurement, QualityClaim, measure, references
-from ._harness import REPO
+from ._harness import EVALS_DIR
 from ._scenario import (
     Approvals,
     Budgets,
@@ -394,9 +395,10 @@ def schema_line(directory: Path) -> str:
     checkout moving; outside it (a temporary directory) a relative path would climb through
     unrelated directories, so it is the schema's absolute file URI.
     """
-    schema = REPO / "schemas" / "scenario.schema.json"
+    schema = shipped_dir("schemas") / "scenario.schema.json"  # the checkout's, or the wheel's
+    checkout = EVALS_DIR.parent
     where = directory.resolve()
-    if where.is_relative_to(REPO):
+    if schema.is_relative_to(checkout) and where.is_relative_to(checkout):
         return f"# yaml-language-server: $schema={Path(os.path.relpath(schema, where)).as_posix()}"
     return f"# yaml-language-server: $schema={schema.as_uri()}"
 
