@@ -131,6 +131,12 @@ def eval_command(args: argparse.Namespace) -> int:
         llm=_llm_flags(args),
         record_dir=args.record,
         replay_dir=args.replay,
+        # The report's title says which suite it scored: the hand-written one, or which draw.
+        name=(
+            f"generated (n={args.generate}, seed {args.seed})"
+            if args.generate is not None
+            else Path(scenarios_dir).name
+        ),
     )
     report = build_report(run, price_per_1k_tokens=args.price_per_1k_tokens)
     paths = write_reports(report, args.out)
