@@ -143,18 +143,36 @@ def compare_with_previous_version(
         hours: How far back to look for the deploy, in hours.
     """
     status = ctx.backends.deploy.status(model)
-    if status is None or status.canary_version is not None:
-        return None  # a canary runs: compare_canary compares it on the same window
+    if status is None:
+        return None
     now = ctx.clock.now()
-    current = status.stable_version
     events = ctx.backends.registry.timeline(model, now - timedelta(hours=hours))
     served = [e for e in events if e.kind in _SERVES_ALL]
-    mine = [e for e in served if e.version == current]
-    if not mine:
-        return None  # no deploy of this version in the look-back: nothing new to blame
-    deployed_at = mine[-1].at
-    before = [e.version for e in served if e.at < deployed_at and e.version not in (None, current)]
-    previous = before[-1] if before else _older(ctx, model, current)
+    previous: str | None
+    if status.canary_version is None:
+        current = status.stable_version
+        mine = [e for e in served if e.version == current]
+        if not mine:
+            return None  # no deploy of this version in the look-back: nothing new to blame
+        deployed_at = mine[-1].at
+        before = [
+            e.version for e in served if e.at < deployed_at and e.version not in (None, current)
+        ]
+        previous = before[-1] if before else _older(ctx, model, current)
+    elif status.canary_weight >= 100:
+        # A "canary" that takes all traffic is a full deploy: the stable version it starves
+        # is the one it replaced.
+        current, previous = status.canary_version, status.stable_version
+        mine = [
+            e
+            for e in events
+            if e.version == current and e.kind in {"canary_started", "canary_weight"}
+        ]
+        if not mine:
+            return None
+        deployed_at = mine[-1].at
+    else:
+        return None  # a canary runs beside stable: compare_canary compares them
     if previous is None:
         return None
     since = now - deployed_at
