@@ -202,3 +202,39 @@ def test_every_canary_comparison_that_decides_has_a_minimum_and_a_test() -> None
                 assert any(c.field.startswith("p_value.") for c in check.also), (
                     f"{book.id}/{check.id} has no test"
                 )
+
+
+# --- compare_canary reports what its tests rest on ---------------------------------------------
+
+
+def test_compare_canary_reports_counts_tests_and_intervals() -> None:
+    from datetime import timedelta
+
+    from simworld import MODEL, deploy, world_spec
+
+    from tools._catalog import default_registry
+    from tools._toolkit import ToolContext
+    from tools.sim import build_world
+
+    world = build_world(world_spec(deploys=[deploy("bad", at=30)]))
+    world.advance(timedelta(minutes=60))
+    ctx = ToolContext(backends=world.read_backends(), clock=world.clock)
+    r = default_registry().call(
+        ctx, "compare_canary", {"model": MODEL, "window_minutes": 10}, call_id="c1"
+    )
+    assert r.ok, r.message
+    d = r.data
+    c = d["counts"]
+    # A 20% canary: about a quarter of the stable version's requests, over 10 minutes.
+    assert 0.15 < c["canary_requests"] / c["stable_requests"] < 0.35
+    assert c["canary_errors"] / c["canary_requests"] == pytest.approx(
+        d["canary"]["error_rate"], abs=1e-3
+    )
+    assert c["canary_minutes"] == c["stable_minutes"] == 10
+    assert d["p_value"]["error_rate"] < 1e-6  # the bad canary errs ~13x more
+    assert d["p_value"]["latency_p99"] < 1e-3  # every minute of the canary is slower
+    assert c["canary_labelled"] > 0 and 0 <= d["p_value"]["accuracy"] <= 1
+    iv = d["accuracy_interval"]["canary"]
+    assert iv["low"] <= c["canary_correct"] / c["canary_labelled"] <= iv["high"]
+    gap = d["accuracy_gap_interval"]
+    assert gap["low"] <= d["accuracy_gap"] <= gap["high"]

@@ -248,7 +248,8 @@ def compare_with_previous_version(
             "previous_minutes": min(len(lat_p), len(sc_p)),
             "current_minutes": min(len(lat_c), len(sc_c)),
         },
-        p_value={k: round(v, 8) for k, v in p_value.items() if v is not None},
+        # Three significant digits: a reader sees 6.2e-17, not 0, and thresholds hold.
+        p_value={k: float(f"{v:.3g}") for k, v in p_value.items() if v is not None},
         accuracy_gap=round(prev[acc] - cur[acc], 4) if acc in prev else None,
         accuracy_interval=intervals,
         offline_accuracy=offline,

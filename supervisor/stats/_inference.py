@@ -132,7 +132,8 @@ def mann_whitney(
     """Mann-Whitney U test that values in ``a`` tend to be larger than in ``b`` (p-value).
 
     For signals with no per-request counts, such as per-minute p99 latencies: rank based, so
-    no distribution is assumed. Exact for small samples. None if either sample is empty.
+    no distribution is assumed. Exact below 8 values a side (scipy), normal approximation
+    above. None if either sample is empty.
     """
     from scipy.stats import mannwhitneyu
 
