@@ -238,3 +238,5 @@ def test_compare_canary_reports_counts_tests_and_intervals() -> None:
     assert iv["low"] <= c["canary_correct"] / c["canary_labelled"] <= iv["high"]
     gap = d["accuracy_gap_interval"]
     assert gap["low"] <= d["accuracy_gap"] <= gap["high"]
+    # The online deficit offline validation did not predict (what tells skew from a worse model).
+    assert d["unexplained_gap"] == pytest.approx(d["accuracy_gap"] - d["offline_gap"], abs=1e-4)

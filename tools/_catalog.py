@@ -90,6 +90,13 @@ class VersionComparison(_Out):
     offline_gap: float | None = Field(
         description="stable - canary offline validation accuracy; positive: canary worse."
     )
+    unexplained_gap: float | None = Field(
+        default=None,
+        description=(
+            "accuracy_gap - offline_gap: the canary's online deficit beyond what offline "
+            "validation predicted; large when serving differs from training."
+        ),
+    )
     canary_samples: int
     missing: list[str] = Field(description="Signals with no data for either version.")
     counts: dict[str, int] = Field(
@@ -208,6 +215,7 @@ def compare_canary(
         ratio=ratio,
         accuracy_gap=gap,
         offline_gap=offline_gap,
+        unexplained_gap=None if gap is None or offline_gap is None else round(gap - offline_gap, 4),
         canary_samples=samples,
         missing=missing,
         counts=counts,
