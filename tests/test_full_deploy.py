@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from simworld import MODEL, Rig, deploy, make_rig
+from simworld import MODEL, PLAYBOOKS, Rig, deploy, fault, make_rig, world_spec
 
 from supervisor import SimClock
+from supervisor.config import Limits
+from supervisor.domain import Incident, Symptom
+from supervisor.reasoners import load_playbooks
+from supervisor.reasoners._rules import run_playbook
+from supervisor.reasoners._session import InvestigationSession
 from tools._catalog import default_registry
 from tools._toolkit import ToolContext
 from tools.sim import build_world
@@ -58,8 +63,6 @@ def _tool(world: SimWorld, name: str, **args: Any) -> Any:
 
 
 def test_compare_with_previous_version_reports_counts_and_tests() -> None:
-    from simworld import world_spec
-
     world = build_world(world_spec(deploys=[deploy("bad", at=30)]), SimClock(world_spec().start))
     world.advance(timedelta(minutes=40))
     # While a canary runs, compare_canary is the comparison: this tool has no data.
@@ -131,3 +134,39 @@ def test_healthy_full_deploy_is_not_rolled_back(tmp_path: Path) -> None:
         assert r.ok and r.data["ratio"]["error_rate"] < 2
     finally:
         rig.close()
+
+
+def test_concept_drift_after_a_full_deploy_is_not_blamed_on_it() -> None:
+    # A good version takes all traffic; an hour later the concept drifts (inputs unchanged).
+    # Its accuracy since the deploy falls well below the previous version's pre-deploy figure,
+    # but it was fine for its first half hour: drift, not the deploy, so no rollback.
+    world = build_world(
+        world_spec(deploys=[deploy("good", at=30)], faults=[fault("concept_drift", at=150)])
+    )
+    _promote_new_version(world)
+    world.advance(timedelta(minutes=120))
+    r = _tool(world, "compare_with_previous_version")
+    assert r.ok, r.message
+    # Over the whole time since the deploy it looks like a regression (the old check's view).
+    assert r.data["accuracy_gap"] >= 0.08 and r.data["p_value"]["accuracy"] <= 0.05
+    assert r.data["early_accuracy_gap"] < 0.08
+    now = world.now
+    incident = Incident(
+        id="inc-0001-m",
+        model=MODEL,
+        environment="production",
+        symptom=Symptom.QUALITY_DROP,
+        opened_at=now,
+        updated_at=now,
+    )
+    session = InvestigationSession(
+        incident,
+        default_registry(),
+        ToolContext(backends=world.read_backends(), clock=world.clock),
+        Limits(),
+    )
+    book = next(
+        b for b in load_playbooks(PLAYBOOKS).playbooks if b.id == "bad-model-version-full-deploy"
+    )
+    verdict = run_playbook(book, session)
+    assert not verdict.matched, verdict.reason

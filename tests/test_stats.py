@@ -156,6 +156,7 @@ def test_a_check_needs_its_test_as_well_as_its_effect() -> None:
 #: Each stated minimum, by the count it bounds, and the computation its reason names.
 DERIVED = {
     "canary_labelled": min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
+    "early_labelled": min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
     "current_labelled": (
         min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
         min_samples_one_proportion(0.85, 0.65, alpha=0.05),
@@ -192,7 +193,13 @@ def test_every_stated_minimum_is_the_one_its_reason_derives() -> None:
 
 
 def test_every_canary_comparison_that_decides_has_a_minimum_and_a_test() -> None:
-    compared = {"ratio.error_rate", "ratio.latency_p99", "accuracy_gap", "offline_drop"}
+    compared = {
+        "ratio.error_rate",
+        "ratio.latency_p99",
+        "accuracy_gap",
+        "early_accuracy_gap",
+        "offline_drop",
+    }
     for book in load_playbooks(PLAYBOOKS).playbooks:
         for check in book.checks:
             if check.tool in ("compare_canary", "compare_with_previous_version") and (

@@ -35,6 +35,11 @@ MAX_POINTS = 30
 #: Confidence of the Wilson intervals the comparisons report.
 ALPHA = 0.05
 
+#: The new version's first minutes after a full deploy: what it did before anything else could
+#: change. Half an hour holds ~35+ labelled rows at the sim's 30 logged rows a minute even
+#: with late labels, the playbooks' minimum for accuracy comparisons.
+EARLY_MINUTES = 30
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -108,6 +113,12 @@ class PreviousVersionComparison(_Out):
         )
     )
     accuracy_gap: float | None = Field(description="previous - current online accuracy.")
+    early_accuracy_gap: float | None = Field(
+        description=(
+            "previous - current accuracy over the new version's first EARLY_MINUTES: a bad "
+            "version is worse from its first request, drift that starts later is not."
+        )
+    )
     accuracy_interval: dict[str, Interval] = Field(
         description="Wilson 95% interval of online accuracy per side."
     )
@@ -207,12 +218,18 @@ def compare_with_previous_version(
         ctx, model, MetricName.PREDICTION_SCORE_MEAN, previous, deployed_at - base, deployed_at
     )
     sc_c = per_minute(ctx, model, MetricName.PREDICTION_SCORE_MEAN, current, now - window, now)
+    early_end = min(deployed_at + timedelta(minutes=EARLY_MINUTES), now)
+    early = ctx.backends.metrics.read(
+        model, MetricName.ACCURACY, version=current, window=early_end - deployed_at, end=early_end
+    )
+    ec, el = count_of(early)
     offline = offline_accuracy(ctx, model, current)
     p_value = {
         "error_rate": fisher_exact(ce, cn, pe, pn, "greater"),
         "latency_p99": mann_whitney(lat_c, lat_p, "greater"),
         "prediction_score": mann_whitney(sc_c, sc_p, "two-sided"),
         "accuracy": fisher_exact(cc, cl, pc, pl, "less"),
+        "accuracy_early": fisher_exact(ec, el, pc, pl, "less"),
         "offline_accuracy": None if offline is None else one_proportion_test(cc, cl, offline),
     }
     intervals = {
@@ -245,12 +262,17 @@ def compare_with_previous_version(
             "current_labelled": cl,
             "previous_correct": pc,
             "current_correct": cc,
+            "early_labelled": el,
+            "early_correct": ec,
             "previous_minutes": min(len(lat_p), len(sc_p)),
             "current_minutes": min(len(lat_c), len(sc_c)),
         },
         # Three significant digits: a reader sees 6.2e-17, not 0, and thresholds hold.
         p_value={k: float(f"{v:.3g}") for k, v in p_value.items() if v is not None},
         accuracy_gap=round(prev[acc] - cur[acc], 4) if acc in prev else None,
+        early_accuracy_gap=None
+        if early is None or acc not in prev
+        else round(prev[acc] - early.value, 4),
         accuracy_interval=intervals,
         offline_accuracy=offline,
         offline_drop=None if offline is None or acc not in cur else round(offline - cur[acc], 4),
