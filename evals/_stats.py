@@ -1,12 +1,15 @@
-"""The statistics the eval reports use, in one place: intervals on proportions and on means.
+"""The statistics the eval reports use: intervals on proportions and on means.
 
-Both come from statsmodels/scipy; nothing here is hand-rolled.
+The Wilson interval is :mod:`supervisor.stats`' (the one every decision uses); the interval on a
+mean over seeds comes from scipy. Nothing here is hand-rolled.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+from supervisor.stats import wilson_interval
 
 #: Confidence level of every interval in the reports (the conventional 95%).
 CONFIDENCE = 0.95
@@ -19,12 +22,8 @@ def wilson(successes: int, trials: int) -> tuple[float, float] | None:
     handful of cases) and accuracies sit near 0 or 1, where the normal interval leaves [0, 1]
     and collapses to a point at 0% or 100%.
     """
-    if trials <= 0:
-        return None
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(successes, trials, alpha=1 - CONFIDENCE, method="wilson")
-    return round(float(low), 4), round(float(high), 4)
+    interval = wilson_interval(successes, trials, alpha=1 - CONFIDENCE)
+    return None if interval is None else (round(interval.low, 4), round(interval.high, 4))
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:

@@ -510,3 +510,59 @@ def test_default_promotion_needs_a_canary_comparison(default_policy: Policy) -> 
     no_cmp = diagnosis(RootCause.HEALTHY_CANARY, 0.9, cites=[("q1", "get_model_quality")])
     d = decide(default_policy, plan(ActionType.PROMOTE_CANARY), no_cmp)
     assert d.verdict is Verdict.DENY and "promote-needs-canary-evidence" in d.rule_ids
+
+
+# --- rate limits on reverts and repeats (issue 12, requirement 8) --------------------------
+
+
+def test_rate_limit_counting_sums_the_listed_actions() -> None:
+    pol = only(rate_limit={"max": 2, "per_hours": 6, "counting": ["rollback", "abort_canary"]})
+    recent = MONDAY - timedelta(hours=1)
+    one_each = FakeHistory(
+        [
+            (ActionType.ABORT_CANARY, "fraud", "production", recent),
+            (ActionType.ROLLBACK, "fraud", "production", recent),
+        ]
+    )
+    d = decide(pol, p=plan(ActionType.ROLLBACK), history=one_each)
+    assert d.rule_ids == ["r"]
+    assert "2 rollback or abort_canary in the last 6h (max 2)" in d.reasons[0]
+    # Without `counting` only the planned action counts: one rollback is under max 2.
+    own = only(rate_limit={"max": 2, "per_hours": 6})
+    assert not matches(own, p=plan(ActionType.ROLLBACK), history=one_each)
+
+
+def test_default_second_revert_in_window_is_denied(default_policy: Policy) -> None:
+    bad = diagnosis(RootCause.BAD_MODEL_VERSION, 0.9)
+    recent = MONDAY - timedelta(hours=2)
+    aborted = FakeHistory([(ActionType.ABORT_CANARY, "fraud", "production", recent)])
+    # A rollback after an abort is a second revert, whichever kind came first.
+    d = decide(default_policy, plan(ActionType.ROLLBACK), bad, history=aborted)
+    assert d.verdict is Verdict.DENY
+    assert d.rule_ids[0] == "revert-rate-limit"
+    again = decide(default_policy, plan(ActionType.ABORT_CANARY), bad, history=aborted)
+    assert again.rule_ids[0] == "revert-rate-limit"
+    # Outside the 6 h window, on another model, or the first revert: allowed.
+    old = FakeHistory(
+        [(ActionType.ABORT_CANARY, "fraud", "production", MONDAY - timedelta(hours=7))]
+    )
+    assert decide(default_policy, plan(ActionType.ROLLBACK), bad, history=old).verdict is (
+        Verdict.ALLOW
+    )
+    other = FakeHistory([(ActionType.ABORT_CANARY, "churn", "production", recent)])
+    assert decide(default_policy, plan(ActionType.ROLLBACK), bad, history=other).verdict is (
+        Verdict.ALLOW
+    )
+
+
+def test_default_repeats_of_the_same_action_are_limited(default_policy: Policy) -> None:
+    healthy = diagnosis(RootCause.HEALTHY_CANARY, 0.9)
+    recent = MONDAY - timedelta(hours=5)
+    two = FakeHistory([(ActionType.PROMOTE_CANARY, "fraud", "production", recent)] * 2)
+    assert decide(
+        default_policy, plan(ActionType.PROMOTE_CANARY), healthy, history=two
+    ).verdict is (Verdict.ALLOW)
+    three = FakeHistory([(ActionType.PROMOTE_CANARY, "fraud", "production", recent)] * 3)
+    d = decide(default_policy, plan(ActionType.PROMOTE_CANARY), healthy, history=three)
+    assert d.verdict is Verdict.DENY
+    assert d.rule_ids[0] == "repeat-action-rate-limit"

@@ -38,6 +38,7 @@ TYPING_NAMES = {"annotations", "TYPE_CHECKING", "Any"}
 PACKAGES = [
     "supervisor",
     "supervisor.domain",
+    "supervisor.stats",
     "supervisor.config",
     "supervisor.reasoners",
     "supervisor.policy",

@@ -12,9 +12,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.domain import MetricName
+from supervisor.stats import (
+    Interval,
+    difference_interval,
+    fisher_exact,
+    mann_whitney,
+    wilson_interval,
+)
 
+from ._compare import ALPHA, compare_with_previous_version, count_of, per_minute
 from ._defects import data_defects, scale_change
-from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, ModelVersionInfo
+from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, MetricReading, ModelVersionInfo
 from ._toolkit import ToolContext, ToolRegistry
 
 
@@ -82,8 +90,36 @@ class VersionComparison(_Out):
     offline_gap: float | None = Field(
         description="stable - canary offline validation accuracy; positive: canary worse."
     )
+    unexplained_gap: float | None = Field(
+        default=None,
+        description=(
+            "accuracy_gap - offline_gap: the canary's online deficit beyond what offline "
+            "validation predicted; large when serving differs from training."
+        ),
+    )
     canary_samples: int
     missing: list[str] = Field(description="Signals with no data for either version.")
+    counts: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "What the tests rest on: stable_/canary_ requests, errors, labelled, correct, "
+            "minutes (per-minute latency points)."
+        ),
+    )
+    p_value: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "One-sided p-values: error_rate (Fisher, canary errs more), latency_p99 "
+            "(Mann-Whitney on per-minute p99, canary slower), accuracy (Fisher, canary less "
+            "accurate), accuracy_better (Fisher, canary more accurate). Absent: no data."
+        ),
+    )
+    accuracy_interval: dict[str, Interval] = Field(
+        default_factory=dict, description="Wilson 95% interval of labelled accuracy per version."
+    )
+    accuracy_gap_interval: Interval | None = Field(
+        default=None, description="Newcombe 95% interval of stable - canary labelled accuracy."
+    )
 
 
 _COMPARED = (
@@ -112,6 +148,8 @@ def compare_canary(
     canary: dict[str, float] = {}
     missing: list[str] = []
     samples = 0
+    counts: dict[str, int] = {}
+    p_value: dict[str, float | None] = {}
     for metric in _COMPARED:
         s = ctx.backends.metrics.read(
             model, metric, version=status.stable_version, window=window, end=now
@@ -125,7 +163,42 @@ def compare_canary(
         stable[metric.value], canary[metric.value] = s.value, c.value
         if metric is MetricName.ERROR_RATE:
             samples = c.samples
-    gap = _labelled_accuracy_gap(ctx, model, status.stable_version, status.canary_version)
+            se, sn = count_of(s)
+            ce, cn = count_of(c)
+            counts |= {
+                "stable_requests": sn,
+                "canary_requests": cn,
+                "stable_errors": se,
+                "canary_errors": ce,
+            }
+            p_value["error_rate"] = fisher_exact(ce, cn, se, sn, "greater")
+        if metric is MetricName.LATENCY_P99:
+            lat_s = per_minute(ctx, model, metric, status.stable_version, now - window, now)
+            lat_c = per_minute(ctx, model, metric, status.canary_version, now - window, now)
+            counts |= {"stable_minutes": len(lat_s), "canary_minutes": len(lat_c)}
+            p_value["latency_p99"] = mann_whitney(lat_c, lat_s, "greater")
+    labelled = _labelled_accuracy(ctx, model, status.stable_version, status.canary_version)
+    gap: float | None = None
+    intervals: dict[str, Interval] = {}
+    gap_interval: Interval | None = None
+    if labelled is not None:
+        s_acc, c_acc = labelled
+        gap = round(s_acc.value - c_acc.value, 4)
+        sc, sl = count_of(s_acc)
+        cc, cl = count_of(c_acc)
+        counts |= {
+            "stable_labelled": sl,
+            "canary_labelled": cl,
+            "stable_correct": sc,
+            "canary_correct": cc,
+        }
+        p_value["accuracy"] = fisher_exact(cc, cl, sc, sl, "less")
+        p_value["accuracy_better"] = fisher_exact(cc, cl, sc, sl, "greater")
+        for side, (x, n) in (("stable", (sc, sl)), ("canary", (cc, cl))):
+            iv = wilson_interval(x, n, ALPHA)
+            if iv is not None:
+                intervals[side] = iv
+        gap_interval = difference_interval(sc, sl, cc, cl, ALPHA)
     off_s = _offline_accuracy(ctx, model, status.stable_version)
     off_c = _offline_accuracy(ctx, model, status.canary_version)
     offline_gap = None if off_s is None or off_c is None else round(off_s - off_c, 4)
@@ -142,12 +215,21 @@ def compare_canary(
         ratio=ratio,
         accuracy_gap=gap,
         offline_gap=offline_gap,
+        unexplained_gap=None if gap is None or offline_gap is None else round(gap - offline_gap, 4),
         canary_samples=samples,
         missing=missing,
+        counts=counts,
+        # Three significant digits: a reader sees 6.2e-17, not 0, and thresholds hold.
+        p_value={k: float(f"{v:.3g}") for k, v in p_value.items() if v is not None},
+        accuracy_interval=intervals,
+        accuracy_gap_interval=gap_interval,
     )
 
 
-def _labelled_accuracy_gap(ctx: ToolContext, model: str, stable: str, canary: str) -> float | None:
+def _labelled_accuracy(
+    ctx: ToolContext, model: str, stable: str, canary: str
+) -> tuple[MetricReading, MetricReading] | None:
+    """Both versions' accuracy on the latest window where both have labels, with counts."""
     for end, window in _label_windows(ctx):
         s = ctx.backends.metrics.read(
             model, MetricName.ACCURACY, version=stable, window=window, end=end
@@ -156,7 +238,7 @@ def _labelled_accuracy_gap(ctx: ToolContext, model: str, stable: str, canary: st
             model, MetricName.ACCURACY, version=canary, window=window, end=end
         )
         if s is not None and c is not None:
-            return round(s.value - c.value, 4)
+            return s, c
     return None
 
 
@@ -398,6 +480,7 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry.of(
         get_metric,
         compare_canary,
+        compare_with_previous_version,
         get_model_quality,
         get_drift_report,
         get_firing_alerts,

@@ -105,12 +105,12 @@ def _match(m: RuleMatch, f: _Facts) -> list[str] | None:
     if m.rate_limit is not None:
         limit = m.rate_limit
         since = f.now - limit.window()
-        ran = f.history.count(f.plan.action, target.model, target.environment, since)
+        counted = limit.counted(f.plan.action)
+        ran = sum(f.history.count(a, target.model, target.environment, since) for a in counted)
         if ran < limit.max:
             return None
-        why.append(
-            f"{ran} {f.plan.action.value} in the last {limit.per_hours:g}h (max {limit.max})"
-        )
+        names = " or ".join(a.value for a in counted)
+        why.append(f"{ran} {names} in the last {limit.per_hours:g}h (max {limit.max})")
     return why or ["matches every plan"]
 
 

@@ -158,11 +158,25 @@ FreezeWindow = Annotated[
 
 
 class RateLimit(_Strict):
-    """Matches when at least ``max`` of this action already ran on this model and environment
-    in the last ``per_hours`` hours."""
+    """Matches when at least ``max`` of the counted actions already ran on this model and
+    environment in the last ``per_hours`` hours.
+
+    Counted: the planned action itself (repeats of the same action), or, with ``counting``,
+    runs of any of the listed actions together, e.g. every reverting action (rollback and
+    abort_canary) so a second revert of either kind is limited.
+    """
 
     max: int = Field(ge=1, description="How many runs in the window make the rule match.")
     per_hours: float = Field(gt=0, description="Length of the sliding window, in hours.")
+    counting: list[ActionType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Actions whose runs count together; omitted: the planned action only.",
+    )
+
+    def counted(self, planned: ActionType) -> list[ActionType]:
+        """The actions whose past runs count against a plan of ``planned``."""
+        return list(self.counting) if self.counting else [planned]
 
     def window(self) -> timedelta:
         return timedelta(hours=self.per_hours)

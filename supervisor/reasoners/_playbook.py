@@ -21,8 +21,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Condition(_Strict):
+    """A further predicate a check needs, e.g. a p-value beside the effect size it tests."""
+
+    field: str = Field(
+        description="Dotted path into the same tool result, e.g. `p_value.error_rate`."
+    )
+    op: Op
+    value: float | str | bool = Field(description="Constant the field is compared with.")
+    reason: str = Field(min_length=1, description="Why this condition and this constant.")
+
+
+class MinSamples(_Strict):
+    """The smallest sample a check may be decided on; below it the check is undecided.
+
+    A comparison on too few observations is noise: below the minimum the check counts as
+    unknown (neither pass nor fail), like missing data, so nothing is passed on noise.
+    """
+
+    field: str = Field(
+        description="Dotted path to a count in the result, e.g. `counts.canary_labelled`."
+    )
+    value: int = Field(ge=1, description="Smallest count at which the check is decided.")
+    reason: str = Field(
+        min_length=1, description="Why this minimum, e.g. the power it gives for an effect size."
+    )
+
+
 class Check(_Strict):
-    """One tool call and one predicate on a field of its result."""
+    """One tool call and one predicate on a field of its result.
+
+    With ``also`` the check passes only if every further condition holds too (e.g. an effect
+    at least this large AND significant); with ``min_samples`` it is undecided below a count.
+    """
 
     id: str = Field(description="Unique within the playbook.")
     tool: str = Field(
@@ -43,6 +74,14 @@ class Check(_Strict):
         default="unknown",
         description="How a no_data result counts. unknown means the check cannot be decided.",
     )
+    also: list[Condition] = Field(
+        default_factory=list, description="Further conditions that must all hold for a pass."
+    )
+    min_samples: list[MinSamples] = Field(
+        default_factory=list,
+        description="Counts the result must reach before the check is decided (all of them).",
+    )
+    reason: str = Field(default="", description="Why this threshold.")
     finding: str = Field(description="Sentence for the evidence; `{value}` is the field's value.")
 
 

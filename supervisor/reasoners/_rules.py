@@ -50,6 +50,8 @@ class CheckResult:
     outcome: Outcome
     result: ToolResult
     value: Any = None
+    #: (count field, count seen, minimum) when the sample was too small to decide.
+    short: tuple[str, Any, int] | None = None
 
     def sentence(self) -> str:
         shown = self.value if self.value is not None else self.result.status.value
@@ -61,6 +63,12 @@ class CheckResult:
             why = self.result.message or "no answer"
             return (
                 f"{self.check.id}: {self.result.tool} returned {self.result.status.value} ({why})"
+            )
+        if self.short is not None:
+            name, have, need = self.short
+            return (
+                f"{self.check.id}: undecided, too few samples ({name} {_fmt(have)} < {need}); "
+                f"observed {_fmt(shown)}"
             )
         if self.outcome == "unknown":
             why = self.result.message or "field missing"
@@ -96,11 +104,26 @@ def evaluate_check(check: Check, result: ToolResult) -> CheckResult:
     value = field_value(result.data, check.field)
     if value is None:
         return CheckResult(check, "unknown", result)
-    try:
-        ok = _OPS[check.op](value, check.value)
-    except TypeError:
-        return CheckResult(check, "unknown", result, value)
-    return CheckResult(check, "pass" if ok else "fail", result, value)
+    for need in check.min_samples:
+        have = field_value(result.data, need.field)
+        if not isinstance(have, int | float) or have < need.value:
+            return CheckResult(
+                check, "unknown", result, value, short=(need.field, have, need.value)
+            )
+    conditions = [(check.field, check.op, check.value, True)]
+    conditions += [(c.field, c.op, c.value, False) for c in check.also]
+    for path, op, constant, main in conditions:
+        got = field_value(result.data, path)
+        if got is None and not main:
+            # A test that could not be computed (e.g. no variance) decides nothing.
+            return CheckResult(check, "unknown", result, value)
+        try:
+            ok = _OPS[op](got, constant)
+        except TypeError:
+            return CheckResult(check, "unknown", result, value)
+        if not ok:
+            return CheckResult(check, "fail", result, value)
+    return CheckResult(check, "pass", result, value)
 
 
 def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookVerdict:
