@@ -54,6 +54,7 @@ PACKAGES = [
     "supervisor.llm",
     "supervisor.ha",
     "supervisor.chatops",
+    "supervisor.text",
     "tools",
     "tools.sim",
     "tools.prometheus",
