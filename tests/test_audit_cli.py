@@ -90,16 +90,18 @@ def test_verify_names_the_first_bad_record(log_path: Path) -> None:
     lines = log_path.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"rollback"', b'"retrain"')
     log_path.write_bytes(b"".join(lines))
-    out = io.StringIO()
-    assert verify_command(log_path, out) == 1
-    assert out.getvalue().startswith("FAILED: record 1: record 1 does not match its hash")
-    assert "(1 records verified before it)" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert verify_command(log_path, out, err) == 1
+    assert out.getvalue() == ""
+    (said,) = err.getvalue().splitlines()  # once, on stderr
+    assert said.startswith(f"FAILED: {log_path}: record 1 does not match its hash")
+    assert said.count("record 1") == 1 and "(1 records verified before it)" in said
 
 
 def test_verify_missing_file(tmp_path: Path) -> None:
-    out = io.StringIO()
-    assert verify_command(tmp_path / "none.jsonl", out) == 1
-    assert "no audit log" in out.getvalue()
+    err = io.StringIO()
+    assert verify_command(tmp_path / "none.jsonl", io.StringIO(), err) == 1
+    assert "no audit log" in err.getvalue()
 
 
 def test_show_renders_a_timeline(log_path: Path) -> None:

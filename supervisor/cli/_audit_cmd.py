@@ -24,34 +24,35 @@ if TYPE_CHECKING:
     from supervisor.domain import AuditRecord
 
 
-def verify_command(path: Path, out: TextIO | None = None) -> int:
-    """Verify the log at ``path``; print the outcome; 0 if intact, 1 otherwise."""
+def verify_command(path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Verify the log at ``path``; 0 if intact (OK on ``out``), 1 otherwise (FAILED on
+    ``err``, default stderr)."""
     from supervisor.audit import verify
 
-    return _report(verify(path), str(path), out)
+    return _report(verify(path), str(path), out, err)
 
 
-def verify_postgres_command(dsn_env: str, out: TextIO | None = None) -> int:
-    """Verify the Postgres store whose DSN is in ``$dsn_env``; print the outcome; 0 if intact,
-    1 otherwise. Raises :class:`ConfigError` if the variable is unset or the server cannot be
+def verify_postgres_command(
+    dsn_env: str, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Verify the Postgres store whose DSN is in ``$dsn_env``, as :func:`verify_command` does
+    for a file. Raises :class:`ConfigError` if the variable is unset or the server cannot be
     reached."""
     from supervisor.audit import verify_postgres
     from supervisor.audit._postgres import describe_dsn
 
     dsn = _dsn(dsn_env)
-    return _report(verify_postgres(dsn), describe_dsn(dsn), out)
+    return _report(verify_postgres(dsn), describe_dsn(dsn), out, err)
 
 
-def _report(result: VerifyResult, where: str, out: TextIO | None) -> int:
-    stream = out if out is not None else sys.stdout
+def _report(result: VerifyResult, where: str, out: TextIO | None, err: TextIO | None) -> int:
     if result.ok:
-        print(f"OK: {result.records} records, {result.reason}", file=stream)
+        print(f"OK: {result.records} records, {result.reason}", file=out or sys.stdout)
         return 0
-    if result.first_bad_seq is not None:
-        where = f"record {result.first_bad_seq}"
+    # The reason names the bad record (or line) itself; say it once, on stderr.
     print(
         f"FAILED: {where}: {result.reason} ({result.records} records verified before it)",
-        file=stream,
+        file=err or sys.stderr,
     )
     return 1
 
