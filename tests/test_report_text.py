@@ -81,8 +81,14 @@ def test_every_shipped_check_reads_right_in_every_case(cause: str, check: Check)
     assert texts[1].endswith(f"so it does not {purpose} {words}") or check.op == "!="
     assert texts[1].startswith(subject_of(check.field, check.args) + " is ")
     assert texts[2].startswith("undecided: ")
+    # No data is undecided unless the check says how it counts (on_no_data); then it says so.
+    assert "returned no data" in texts[3]
     if no_data.outcome == "unknown":
-        assert texts[3].startswith("undecided: ") and "returned no data" in texts[3]
+        assert texts[3].startswith("undecided: ")
+    elif no_data.outcome == "fail":
+        assert f"counts as not holding, so it does not {purpose} {words}" in texts[3]
+    else:
+        assert "counts as holding: " in texts[3]
 
 
 @pytest.mark.parametrize(
