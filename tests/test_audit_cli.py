@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,92 @@ def test_repair_refuses_an_edited_record(log_path: Path) -> None:
     before = log_path.read_bytes()
     assert repair_command(log_path, io.StringIO()) == 1
     assert log_path.read_bytes() == before  # evidence untouched
+
+
+#: One record of every kind, in the shape its writer uses (see the recorder calls in
+#: incidents/_manager, graph/_nodes, executor/_executor, runtime/_supervisor, chatops/_pause).
+EVERY_KIND: list[tuple[AuditKind, dict[str, object], str]] = [
+    (
+        AuditKind.INCIDENT_OPENED,
+        {"incident": {"model": "m", "environment": "prod", "symptom": "data_drift"}},
+        "opened: prod/m data drift",
+    ),
+    (AuditKind.INCIDENT_UPDATED, {"status": "investigating", "reason": "triaged"}, "now "),
+    (
+        AuditKind.INCIDENT_UPDATED,
+        {"pause": {"event": "paused", "scope": "model", "model": "m", "by": "bob"}},
+        "paused (model m) by bob",
+    ),
+    (
+        AuditKind.TOOL_CALL,
+        {"tool": "get_metric", "args": {"metric": "saturation"}, "status": "no_data"},
+        "get_metric(metric=saturation) -> no data",
+    ),
+    (
+        AuditKind.REASONER_STEP,
+        {"candidate": "infrastructure", "playbook": "infrastructure", "tool_calls": 3},
+        "candidate infrastructure (playbook infrastructure) after 3 tool call(s)",
+    ),
+    (
+        AuditKind.PROPOSAL,
+        {
+            "idempotency_key": "k",
+            "plan": {
+                "action": "rollback",
+                "target": {"model": "m", "environment": "prod", "version": None},
+                "parameters": {"to_version": "2", "message": "long"},
+            },
+        },
+        "rollback on prod/m, with to_version=2",
+    ),
+    (
+        AuditKind.APPROVAL_REQUESTED,
+        {"approvers": ["alice"], "groups": ["oncall"], "deadline": "2026-01-05T10:50:00+00:00"},
+        "waiting for one of alice (oncall) before 2026-01-05 10:50 UTC",
+    ),
+    (
+        AuditKind.APPROVAL,
+        {"refused": True, "decision": "approved", "reason": "mallory is not an approver"},
+        "approved refused: mallory is not an approver",
+    ),
+    (
+        AuditKind.ACTION_INTENT,
+        {"idempotency_key": "k", "action": "rollback", "target": {"model": "m"}, "attempt": 1},
+        "about to rollback on ",
+    ),
+    (
+        AuditKind.ACTION_INTERRUPTED,
+        {"idempotency_key": "k", "action": "rollback", "target": {}, "detail": "no outcome"},
+        "interrupted: rollback",
+    ),
+    (
+        AuditKind.RECONCILIATION,
+        {"idempotency_key": "k", "action": "rollback", "target": {}, "applied": True},
+        "reconciled: rollback",
+    ),
+    (
+        AuditKind.ACTION_OUTCOME,
+        {"outcome": {"action": "rollback", "status": "failed", "detail": "409 conflict"}},
+        "rollback failed: 409 conflict",
+    ),
+    (
+        AuditKind.VERIFICATION,
+        {"passed": False, "checks": [{"check": "target serves", "passed": False}]},
+        "FAILED: target serves FAILED",
+    ),
+    (AuditKind.ESCALATION, {"owner": "ml-oncall", "reason": "no playbook"}, "paged ml-oncall"),
+    (AuditKind.REPORT, {"path": "r.md", "status": "escalated"}, "report r.md (escalated)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "data", "expected"), EVERY_KIND, ids=lambda v: str(v)[:30])
+def test_every_kind_reads_as_text(
+    tmp_path: Path, kind: AuditKind, data: dict[str, object], expected: str
+) -> None:
+    from supervisor.audit import summarize
+
+    with AuditLog(tmp_path / "audit.jsonl", SimClock()) as log:
+        record = log.append(kind, incident_id="inc-1", actor="t", data=data)
+    text = summarize(record)
+    assert expected in text
+    assert not re.search(r"\bNone\b|\bTrue\b|\bFalse\b|\{'|\['|idempotency_key|\{\"", text), text
