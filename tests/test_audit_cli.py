@@ -148,6 +148,9 @@ def test_show_filters_by_kind_and_time(log_path: Path) -> None:
         "approval",
     ]
     out = io.StringIO()
+    assert show_command(log_path, "inc-2", out, kinds=["decision"]) == 0  # known, none match
+    assert out.getvalue() == "(no records)\n"
+    out = io.StringIO()
     after_all = datetime(2027, 1, 1, tzinfo=UTC)
     assert show_command(log_path, None, out, since=after_all) == 0
     assert out.getvalue() == "(no records)\n"

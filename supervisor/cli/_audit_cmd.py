@@ -135,9 +135,10 @@ def _show(
             since=since,
         )
     )
+    unknown = incident_id is not None and not any(r.incident_id == incident_id for r in records)
     if as_json:
         stream.write(render_json_lines(chosen))
-    elif chosen or incident_id is None:
+    elif not unknown:
         stream.write(render_timeline(chosen))
     if broken is not None:
         # Once, on stderr: the reason names the record; nothing after it is shown.
@@ -147,7 +148,7 @@ def _show(
             file=errors,
         )
         return 1
-    if incident_id is not None and not any(r.incident_id == incident_id for r in records):
+    if unknown:
         print(f"error: no audit records for incident {incident_id!r}", file=errors)
         return 1
     return 0
