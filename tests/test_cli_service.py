@@ -77,7 +77,7 @@ def test_the_cli_lists_and_approves_through_a_running_service(
     assert main(["incidents", "--service", remote.url]) == 0
     out = capsys.readouterr().out
     assert f"{remote.incident}  awaiting_approval" in out
-    assert f"awaiting approval: {remote.incident} retrain by one of ['alice', 'bob']" in out
+    assert f"awaiting approval: {remote.incident} retrain by one of alice, bob before " in out
 
     argv = ["approve", remote.incident, "--by", "alice", "--comment", "fresh data is in"]
     assert main([*argv, "--service", remote.url]) == 0
@@ -97,7 +97,7 @@ def test_the_cli_says_what_the_service_refused_and_nothing_changes(
     remote: Remote, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refused(*argv: str) -> str:
-        assert main(list(argv)) == 2
+        assert main(list(argv)) == 1
         return capsys.readouterr().err
 
     inc, url = remote.incident, remote.url
@@ -142,7 +142,7 @@ def test_the_cli_pauses_and_resumes_through_a_running_service(
     assert pause.is_paused("m") and pause.paused_by("m") is not None
     assert main(["pause", "m", "--by", "bob", "--service", remote.url]) == 0
     assert "m: already paused" in capsys.readouterr().out
-    assert main(["pause", "--by", "mallory", "--service", remote.url]) == 2
+    assert main(["pause", "--by", "mallory", "--service", remote.url]) == 1
     assert "answered 403" in capsys.readouterr().err
     assert main(["resume", "m", "--by", "alice", "--service", remote.url]) == 0
     assert "m: resumed by alice" in capsys.readouterr().out

@@ -87,7 +87,7 @@ def test_outputs_are_written_and_the_log_verifies(demo: Path) -> None:
     reports = sorted((demo / "reports").glob("*.md"))
     assert len(reports) == 4
     text = next((demo / "reports").glob("*-pricing.md")).read_text()
-    assert "upstream_data_defect" in text and "unit change" in text and "covariate_drift" in text
+    assert "upstream data defect" in text and "unit change" in text and "covariate drift" in text
     spans = [json.loads(line) for line in (demo / "traces.jsonl").read_text().splitlines()]
     names = {s["name"] for s in spans}
     assert {

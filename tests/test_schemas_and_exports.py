@@ -55,6 +55,7 @@ PACKAGES = [
     "supervisor.llm",
     "supervisor.ha",
     "supervisor.chatops",
+    "supervisor.text",
     "tools",
     "tools.sim",
     "tools.prometheus",

@@ -133,7 +133,10 @@ def test_a_check_below_its_minimum_is_undecided_not_passed() -> None:
     # The case: a large gap on 9 labelled rows decides nothing.
     few = evaluate_check(check, _result(0.5, 9, 0.01))
     assert few.outcome == "unknown"
-    assert "too few samples (counts.canary_labelled 9 < 35)" in few.sentence()
+    assert (
+        "too few samples to decide (counts.canary_labelled is 9, the minimum is 35)"
+        in few.sentence()
+    )
     assert evaluate_check(check, _result(0.5, 40, 0.001)).outcome == "pass"
     # The count missing altogether is not enough either.
     bare = ToolResult(

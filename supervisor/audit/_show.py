@@ -1,59 +1,52 @@
-"""A human-readable timeline of audit records."""
+"""A human-readable timeline of audit records, and the filters ``audit show`` offers.
+
+Each record's summary comes from one template (``supervisor/text/templates/audit_line.txt.j2``)
+that reads the fields where the writers keep them (``data.decision.verdict``,
+``data.diagnosis.root_cause``, ``data.approval.by``, ...), so no summary is a Python repr.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 from supervisor.domain import AuditKind, AuditRecord
+from supervisor.text import plain, render
 
 from ._redact import redact_text
 
-_SUMMARY_WIDTH = 120
-
-# The data keys worth a glance for each kind, most telling first. Keys a record lacks are
-# skipped; a record with none of them falls back to its first primitive values.
-_KEYS_BY_KIND: dict[AuditKind, tuple[str, ...]] = {
-    AuditKind.SIGNAL: ("kind", "source", "model", "symptom", "alertname", "summary", "status"),
-    AuditKind.INCIDENT_OPENED: ("model", "symptom", "status", "title", "signal_id"),
-    AuditKind.INCIDENT_UPDATED: ("status", "reason", "note"),
-    AuditKind.TOOL_CALL: ("tool", "name", "status", "args", "error", "summary"),
-    AuditKind.REASONER_STEP: ("reasoner", "step", "thought", "tool", "summary", "tokens"),
-    AuditKind.DIAGNOSIS: ("root_cause", "confidence", "summary", "evidence"),
-    AuditKind.PROPOSAL: ("action", "target", "params", "expected_effect", "rationale"),
-    AuditKind.DECISION: ("verdict", "action", "rule_ids", "dry_run", "reasons"),
-    AuditKind.APPROVAL_REQUESTED: ("action", "approvers", "approver_groups", "timeout_s"),
-    AuditKind.APPROVAL: ("decision", "by", "comment"),
-    AuditKind.ACTION_INTENT: ("action", "target", "idempotency_key", "intended_state"),
-    AuditKind.ACTION_INTERRUPTED: ("action", "idempotency_key", "reason"),
-    AuditKind.RECONCILIATION: ("action", "idempotency_key", "found", "result", "status"),
-    AuditKind.ACTION_OUTCOME: ("status", "action", "idempotency_key", "detail"),
-    AuditKind.VERIFICATION: ("resolved", "status", "symptom", "detail", "summary"),
-    AuditKind.ESCALATION: ("to", "owner", "reason", "summary"),
-    AuditKind.REPORT: ("path", "url", "channel", "summary"),
-}
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return ",".join(str(v) for v in value)
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_SUMMARY_WIDTH = 160
 
 
 def summarize(record: AuditRecord) -> str:
-    """One line saying what a record is about, from the data keys that matter for its kind."""
-    data = record.data
-    keys = [k for k in _KEYS_BY_KIND.get(record.kind, ()) if k in data]
-    if not keys:
-        keys = [k for k, v in data.items() if isinstance(v, str | int | float | bool)][:4]
-    text = " ".join(f"{k}={_fmt(data[k])}" for k in keys)
+    """One line saying what a record is about: the verdict, root cause, approver, ..."""
+    try:
+        text = render("audit_line.txt.j2", kind=record.kind.value, d=record.data)
+    except Exception:  # a record of an older or unknown shape still gets a line
+        text = plain({k: v for k, v in record.data.items() if not isinstance(v, dict | list)})
     text = redact_text(" ".join(text.split()))  # one line, and never a secret
     if len(text) > _SUMMARY_WIDTH:
         text = text[: _SUMMARY_WIDTH - 1] + "…"
     return text
+
+
+def select(
+    records: Iterable[AuditRecord],
+    *,
+    incident_id: str | None = None,
+    kinds: Sequence[AuditKind] = (),
+    since: datetime | None = None,
+) -> Iterator[AuditRecord]:
+    """The records of one incident, of some kinds, at or after ``since`` (each filter optional)."""
+    for r in records:
+        if incident_id is not None and r.incident_id != incident_id:
+            continue
+        if kinds and r.kind not in kinds:
+            continue
+        if since is not None and r.ts < since:
+            continue
+        yield r
 
 
 def render_timeline(records: Iterable[AuditRecord], incident_id: str | None = None) -> str:
@@ -61,11 +54,9 @@ def render_timeline(records: Iterable[AuditRecord], incident_id: str | None = No
 
     With ``incident_id``, only that incident's records are shown.
     """
-    chosen: Sequence[AuditRecord] = [
-        r for r in records if incident_id is None or r.incident_id == incident_id
-    ]
+    chosen = list(select(records, incident_id=incident_id))
     if not chosen:
-        return "(no records" + (f" for incident {incident_id!r})" if incident_id else ")") + "\n"
+        return "(no records" + (f" for incident {incident_id})" if incident_id else ")") + "\n"
     rows = [
         (
             str(r.seq),
@@ -84,3 +75,11 @@ def render_timeline(records: Iterable[AuditRecord], incident_id: str | None = No
         for row in [header, *rows]
     ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def render_json_lines(records: Iterable[AuditRecord]) -> str:
+    """One JSON object per line, each record as stored (already redacted when written)."""
+    return "".join(
+        json.dumps(r.model_dump(mode="json"), sort_keys=True, ensure_ascii=False) + "\n"
+        for r in records
+    )

@@ -13,83 +13,143 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from supervisor.audit import VerifyResult
+    from supervisor.audit._verify import ChainError
+    from supervisor.domain import AuditRecord
 
 
-def verify_command(path: Path, out: TextIO | None = None) -> int:
-    """Verify the log at ``path``; print the outcome; 0 if intact, 1 otherwise."""
+def verify_command(path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Verify the log at ``path``; 0 if intact (OK on ``out``), 1 otherwise (FAILED on
+    ``err``, default stderr)."""
     from supervisor.audit import verify
 
-    return _report(verify(path), str(path), out)
+    return _report(verify(path), str(path), out, err)
 
 
-def verify_postgres_command(dsn_env: str, out: TextIO | None = None) -> int:
-    """Verify the Postgres store whose DSN is in ``$dsn_env``; print the outcome; 0 if intact,
-    1 otherwise. Raises :class:`ConfigError` if the variable is unset or the server cannot be
+def verify_postgres_command(
+    dsn_env: str, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Verify the Postgres store whose DSN is in ``$dsn_env``, as :func:`verify_command` does
+    for a file. Raises :class:`ConfigError` if the variable is unset or the server cannot be
     reached."""
     from supervisor.audit import verify_postgres
     from supervisor.audit._postgres import describe_dsn
 
     dsn = _dsn(dsn_env)
-    return _report(verify_postgres(dsn), describe_dsn(dsn), out)
+    return _report(verify_postgres(dsn), describe_dsn(dsn), out, err)
 
 
-def _report(result: VerifyResult, where: str, out: TextIO | None) -> int:
-    stream = out if out is not None else sys.stdout
+def _report(result: VerifyResult, where: str, out: TextIO | None, err: TextIO | None) -> int:
     if result.ok:
-        print(f"OK: {result.records} records, {result.reason}", file=stream)
+        print(f"OK: {result.records} records, {result.reason}", file=out or sys.stdout)
         return 0
-    if result.first_bad_seq is not None:
-        where = f"record {result.first_bad_seq}"
+    # The reason names the bad record (or line) itself; say it once, on stderr.
     print(
         f"FAILED: {where}: {result.reason} ({result.records} records verified before it)",
-        file=stream,
+        file=err or sys.stderr,
     )
     return 1
 
 
-def show_command(path: Path, incident_id: str | None = None, out: TextIO | None = None) -> int:
-    """Print the timeline of the log at ``path`` (one incident's if given); 0, or 1 if the log
-    cannot be read. Reading does not verify: run ``audit verify`` for that."""
-    from supervisor.audit import render_timeline
+def show_command(
+    path: Path,
+    incident_id: str | None = None,
+    out: TextIO | None = None,
+    *,
+    kinds: Sequence[str] = (),
+    since: datetime | None = None,
+    as_json: bool = False,
+    err: TextIO | None = None,
+) -> int:
+    """Print the timeline of the log at ``path``, filtered by incident, kinds and time; with
+    ``as_json``, the records as stored, one JSON object per line.
+
+    0; 1 if the log is missing, the incident has no record, or a record breaks the chain (the
+    records before it are printed, and one message goes to ``err``). Reading does not verify
+    the head file: run ``audit verify`` for that.
+    """
     from supervisor.audit._verify import ChainError, ChainState
 
-    stream = out if out is not None else sys.stdout
+    errors = err if err is not None else sys.stderr
     chain = ChainState()
     records = []
+    broken: ChainError | None = None
     try:
         with path.open("rb") as f:
             for raw in f:
                 records.append(chain.accept(raw))
     except FileNotFoundError:
-        print(f"FAILED: no audit log at {str(path)!r}", file=stream)
+        print(f"error: no audit log at {str(path)!r}", file=errors)
         return 1
     except ChainError as exc:
-        stream.write(render_timeline(records, incident_id))
-        print(f"FAILED: stopped at record {exc.position}: {exc.reason}", file=stream)
-        return 1
-    stream.write(render_timeline(records, incident_id))
-    return 0
+        broken = exc
+    return _show(records, broken, incident_id, kinds, since, as_json, out, errors)
 
 
 def show_postgres_command(
-    dsn_env: str, incident_id: str | None = None, out: TextIO | None = None
+    dsn_env: str,
+    incident_id: str | None = None,
+    out: TextIO | None = None,
+    *,
+    kinds: Sequence[str] = (),
+    since: datetime | None = None,
+    as_json: bool = False,
+    err: TextIO | None = None,
 ) -> int:
     """Print the timeline of the Postgres store whose DSN is in ``$dsn_env``, as
-    :func:`show_command` does for a file; 0, or 1 if a record breaks the chain. Raises
-    :class:`ConfigError` if the variable is unset or the server cannot be reached."""
-    from supervisor.audit import render_timeline
+    :func:`show_command` does for a file. Raises :class:`ConfigError` if the variable is unset
+    or the server cannot be reached."""
     from supervisor.audit._postgres import read_postgres
 
-    stream = out if out is not None else sys.stdout
     records, broken = read_postgres(_dsn(dsn_env))
-    stream.write(render_timeline(records, incident_id))
+    errors = err if err is not None else sys.stderr
+    return _show(records, broken, incident_id, kinds, since, as_json, out, errors)
+
+
+def _show(
+    records: list[AuditRecord],
+    broken: ChainError | None,
+    incident_id: str | None,
+    kinds: Sequence[str],
+    since: datetime | None,
+    as_json: bool,
+    out: TextIO | None,
+    errors: TextIO,
+) -> int:
+    from supervisor.audit import render_timeline
+    from supervisor.audit._show import render_json_lines, select
+    from supervisor.domain import AuditKind
+
+    stream = out if out is not None else sys.stdout
+    chosen = list(
+        select(
+            records,
+            incident_id=incident_id,
+            kinds=[AuditKind(k) for k in kinds],
+            since=since,
+        )
+    )
+    unknown = incident_id is not None and not any(r.incident_id == incident_id for r in records)
+    if as_json:
+        stream.write(render_json_lines(chosen))
+    elif not unknown:
+        stream.write(render_timeline(chosen))
     if broken is not None:
-        print(f"FAILED: stopped at record {broken.position}: {broken.reason}", file=stream)
+        # Once, on stderr: the reason names the record; nothing after it is shown.
+        print(
+            f"error: the audit log is broken: {broken.reason}; records from {broken.position} "
+            "on are not shown (`mlops-supervisor audit verify` says more)",
+            file=errors,
+        )
+        return 1
+    if unknown:
+        print(f"error: no audit records for incident {incident_id!r}", file=errors)
         return 1
     return 0
 
@@ -134,9 +194,41 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    filters = {"kinds": args.kind or (), "since": args.since, "as_json": args.json}
     if args.postgres_env:
-        return show_postgres_command(args.postgres_env, args.incident)
-    return show_command(args.file, args.incident)
+        return show_postgres_command(args.postgres_env, args.incident, **filters)
+    return show_command(args.file, args.incident, **filters)
+
+
+def _kinds(text: str) -> list[str]:
+    """``--kind decision,approval``: audit kinds, checked against the vocabulary."""
+    from supervisor.domain import AuditKind
+
+    known = [k.value for k in AuditKind]
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if unknown := [k for k in kinds if k not in known]:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind {unknown[0]!r}; choose from {', '.join(known)}"
+        )
+    return kinds
+
+
+_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str) -> datetime:
+    """``--since``: an ISO 8601 time (UTC unless it says otherwise) or a duration back from
+    now (``90m``, ``2h``, ``7d``)."""
+    value = text.strip()
+    if len(value) > 1 and value[-1] in _UNITS_S and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * _UNITS_S[value[-1]])
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a time (2026-01-05T09:00Z) nor a duration (90m, 2h, 7d)"
+        ) from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def repair_command(path: Path, out: TextIO | None = None) -> int:
@@ -205,10 +297,38 @@ def add_audit_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     show = commands.add_parser(
         "show",
         help="print the log as a timeline",
-        description="Print the audit log as a human-readable timeline.",
+        description="Print the audit log as a human-readable timeline (or as JSON lines). "
+        "Exits 1 if the log is missing or broken (the records before the break are printed, "
+        "the break is named once on stderr) or the incident has no record; 2 on a usage error.",
     )
     _add_source(show)
-    show.add_argument("--incident", metavar="ID", default=None, help="only this incident")
+    show.add_argument(
+        "--incident",
+        metavar="ID",
+        default=None,
+        help="only this incident (exit 1 if the log has no record of it)",
+    )
+    show.add_argument(
+        "--kind",
+        metavar="KIND[,KIND]",
+        type=_kinds,
+        action="extend",
+        default=None,
+        help="only these record kinds (repeatable), e.g. decision,approval",
+    )
+    show.add_argument(
+        "--since",
+        metavar="WHEN",
+        type=_since,
+        default=None,
+        help="only records at or after WHEN: an ISO 8601 time (UTC unless it says "
+        "otherwise) or a duration back from now such as 90m, 2h or 7d",
+    )
+    show.add_argument(
+        "--json",
+        action="store_true",
+        help="print the records as stored (redacted when written), one JSON object per line",
+    )
     show.set_defaults(handler=_run_show, func=_run_show)
     repair = commands.add_parser(
         "repair",

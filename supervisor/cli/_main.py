@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "incidents", help="list incidents and pending approvals (of a run, or of a service)"
     )
     _where_incidents_are(inc)
+    inc.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON array of the incidents (each with its pending_approval or null)",
+    )
     inc.set_defaults(handler=_incidents)
 
     schema = sub.add_parser(
@@ -127,12 +132,14 @@ def _service_token(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done, 1 a runtime error or something not found (the
+    message on stderr), 2 a usage error (argparse, before anything runs)."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
     except SupervisorError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1
     return code
 
 
@@ -237,38 +244,22 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _incidents(args: argparse.Namespace) -> int:
-    if args.service is not None:
-        from ._remote import incidents_via_service, pending_via_service
+    from ._incidents_cmd import incidents_from_state, print_incidents
 
-        rows = incidents_via_service(args.service)
-        for row in rows:
-            print(
-                f"{row['id']}  {row['status']:<18} {row['environment']}/{row['model']}  "
-                f"{row['symptom']}  opened {row['opened_at'][:16].replace('T', ' ')}"
-            )
-        for row in rows:
-            if row["status"] != "awaiting_approval":
-                continue
-            if (pending := pending_via_service(args.service, row["id"])) is not None:
-                print(
-                    f"awaiting approval: {row['id']} {pending['action']} "
-                    f"by one of {pending['approvers']} before {pending['deadline']}"
-                )
-        return 0
-    from ._session import open_session
+    if args.service is None:
+        return print_incidents(incidents_from_state(args.state), as_json=args.json)
+    from ._remote import incidents_via_service, pending_via_service
 
-    with open_session(args.state) as sup:
-        for i in sup.incidents.all():
-            print(
-                f"{i.id}  {i.status.value:<18} {i.environment}/{i.model}  {i.symptom.value}"
-                f"  opened {i.opened_at:%Y-%m-%d %H:%M}"
-            )
-        for p in sup.pending_approvals():
-            print(
-                f"awaiting approval: {p.incident_id} {p.action} "
-                f"by one of {p.approvers} before {p.deadline}"
-            )
-    return 0
+    rows = [
+        {
+            **row,
+            "pending_approval": pending_via_service(args.service, row["id"])
+            if row.get("status") == "awaiting_approval"
+            else None,
+        }
+        for row in incidents_via_service(args.service)
+    ]
+    return print_incidents(rows, as_json=args.json)
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from typing import Any
 
 from supervisor.domain import ActionOutcome, ActionPlan, ActionType, MetricName, ToolResult
 from supervisor.reasoners import InvestigationSession
+from supervisor.text import plain
 
 
 def verify_action(
@@ -32,14 +33,14 @@ def verify_action(
             "canary removed",
             status.ok and dep.get("canary_version") is None,
             status,
-            f"canary is {dep.get('canary_version')!r}",
+            f"canary version is {plain(dep.get('canary_version'))}",
         )
     elif plan.action in (ActionType.ROLLBACK, ActionType.PROMOTE_CANARY):
         check(
             "target serves",
             status.ok and dep.get("stable_version") == v,
             status,
-            f"stable is {dep.get('stable_version')!r}, wanted {v!r}",
+            f"stable version is {plain(dep.get('stable_version'))}, wanted {plain(v)}",
         )
     elif plan.action is ActionType.SET_CANARY_WEIGHT:
         w = plan.parameters.get("weight")
@@ -47,7 +48,7 @@ def verify_action(
             "weight set",
             status.ok and dep.get("canary_weight") == w,
             status,
-            f"weight is {dep.get('canary_weight')!r}, wanted {w!r}",
+            f"canary weight is {plain(dep.get('canary_weight'))}, wanted {plain(w)}",
         )
     elif plan.action is ActionType.RETRAIN:
         new = (outcome.state.get("retrain") or {}).get("version")
@@ -55,7 +56,7 @@ def verify_action(
             "new version canaried",
             status.ok and new is not None and dep.get("canary_version") == new,
             status,
-            f"canary is {dep.get('canary_version')!r}, retrained version {new!r}",
+            f"canary version is {plain(dep.get('canary_version'))}, retrained version {plain(new)}",
         )
     if plan.action in (ActionType.ABORT_CANARY, ActionType.ROLLBACK, ActionType.PROMOTE_CANARY):
         err = session.call(
@@ -66,6 +67,7 @@ def verify_action(
             "error rate back under threshold",
             value is not None and value < error_threshold,
             err,
-            f"error rate {value!r} (threshold {error_threshold}); no data counts as failed",
+            f"error rate {plain(value)} (threshold {plain(error_threshold)}); "
+            "no data counts as failed",
         )
     return {"passed": all(c["passed"] for c in checks), "checks": checks}

@@ -70,11 +70,11 @@ def _match(m: RuleMatch, f: _Facts) -> list[str] | None:
     if m.models is not None:
         if not any(fnmatchcase(target.model, g) for g in m.models):
             return None
-        why.append(f"model {target.model!r}")
+        why.append(f"model {target.model}")
     if m.environments is not None:
         if not any(fnmatchcase(target.environment, g) for g in m.environments):
             return None
-        why.append(f"environment {target.environment!r}")
+        why.append(f"environment {target.environment}")
     if m.root_causes is not None:
         if diag.root_cause not in m.root_causes:
             return None

@@ -27,6 +27,7 @@ from supervisor.domain import (
     ToolResult,
     ToolStatus,
 )
+from supervisor.text import CheckOutcome, phrase_check, plain, subject_of
 
 from ._base import Finding
 from ._playbook import Check, Playbook, PlaybookSet, field_value
@@ -53,27 +54,37 @@ class CheckResult:
     #: (count field, count seen, minimum) when the sample was too small to decide.
     short: tuple[str, Any, int] | None = None
 
+    #: The root cause of the playbook the check belongs to, for "... that would point to X".
+    cause: str = "this root cause"
+
     def sentence(self) -> str:
-        shown = self.value if self.value is not None else self.result.status.value
-        text = _FIELD.sub(
+        """The check in words: the playbook's finding when it held, otherwise a sentence derived
+        from its direction and values (templates in :mod:`supervisor.text`)."""
+        finding = _FIELD.sub(
             lambda m: _fmt(field_value(self.result.data, m.group(1))), self.check.finding
+        ).replace("{value}", _fmt(self.value))
+        # A no_data result can be decided by the check's on_no_data; the templates say so.
+        outcome: CheckOutcome = (
+            "undecided"
+            if self.outcome == "unknown"
+            else "held"
+            if self.outcome == "pass"
+            else "not_held"
         )
-        text = text.replace("{value}", _fmt(shown))
-        if not self.result.ok:
-            why = self.result.message or "no answer"
-            return (
-                f"{self.check.id}: {self.result.tool} returned {self.result.status.value} ({why})"
-            )
-        if self.short is not None:
-            name, have, need = self.short
-            return (
-                f"{self.check.id}: undecided, too few samples ({name} {_fmt(have)} < {need}); "
-                f"observed {_fmt(shown)}"
-            )
-        if self.outcome == "unknown":
-            why = self.result.message or "field missing"
-            return f"{self.check.id}: undecided ({self.result.status.value}: {why})"
-        return text if self.outcome == "pass" else f"not so: {text} (observed {_fmt(shown)})"
+        return phrase_check(
+            outcome=outcome,
+            finding=finding,
+            subject=subject_of(self.check.field, self.check.args),
+            op=self.check.op,
+            observed=self.value,
+            threshold=self.check.value,
+            role=self.check.role,
+            cause=self.cause,
+            tool=self.result.tool,
+            status=self.result.status.value,
+            message=self.result.message,
+            samples=self.short,
+        )
 
 
 #: ``{some.path}`` in a finding is replaced by that field of the tool result.
@@ -81,6 +92,8 @@ _FIELD = re.compile(r"\{(?!value\})([a-z_][a-z0-9_.]*)\}")
 
 
 def _fmt(v: Any) -> str:
+    if v is None or isinstance(v, bool | dict):
+        return plain(v)  # "none", "yes"/"no", "k=v": never a Python repr in a finding
     if isinstance(v, list):
         return "; ".join(_fmt(x) for x in v) or "none"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -140,6 +153,7 @@ def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookV
         if check.role == "confirm_any" and any_passed:
             continue
         cr = evaluate_check(check, session.call(check.tool, dict(check.args)))
+        cr.cause = playbook.root_cause.value
         verdict.checks.append(cr)
         if check.role == "confirm" and cr.outcome != "pass":
             verdict.undecided = cr.outcome == "unknown"
@@ -220,7 +234,7 @@ class RulesReasoner:
             Evidence(
                 call_id=c.result.call_id,
                 tool=c.result.tool,
-                finding=f"checked: {c.sentence()}",
+                finding=c.sentence(),
                 supports=True,
             )
             for c in match.checks
