@@ -118,13 +118,6 @@ def test_no_overlapping_columns_is_a_backend_error() -> None:
         _drift(_frame(1), current)
 
 
-def test_fast_enough_after_first_use() -> None:
-    reference, current = _frame(1), _frame(2, shift=0.5)
-    _drift(reference, current)
-    report = _drift(reference, current)
-    assert report.compute_seconds < 0.25
-
-
 def test_importing_the_module_does_not_import_evidently() -> None:
     code = "import sys, tools._drift; assert 'evidently' not in sys.modules, 'evidently imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
