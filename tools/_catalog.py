@@ -238,7 +238,7 @@ def get_model_quality(
     ctx: ToolContext,
     model: str,
     version: str | None = None,
-    window_minutes: int = 15,
+    window_minutes: int = 20,
     label_delay_minutes: float | None = None,
 ) -> QualityReport | None:
     """Measure a model version's accuracy on the latest window whose labels have arrived.

@@ -131,9 +131,9 @@ def _previous_validated(read: ReadBackends, model: str, current: str | None) -> 
     return older[-1] if older else None
 
 
-#: Fewest hours of labelled rows a retrain window holds beyond the label lag: a quarter hour,
-#: the quality tool's default window (~450 rows at the simulated logging rate, well above the
-#: 100 rows a retrain needs); more would reach back before a fresh drift began.
+#: Fewest hours of labelled rows a retrain window holds beyond the label lag: a quarter hour
+#: (~450 rows at the simulated logging rate, well above the 100 rows a retrain needs); more
+#: would reach back before a fresh drift began.
 MIN_LABELLED_HOURS = 0.25
 
 
