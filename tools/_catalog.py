@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supervisor.domain import MetricName
 
 from ._defects import data_defects, scale_change
+from ._drift import family_drifted
 from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, DriftReport, ModelVersionInfo
 from ._toolkit import ToolContext, ToolRegistry
 
@@ -450,7 +451,7 @@ def _important(rep: DriftReport) -> bool:
 
 
 def _top_features(rep: DriftReport, n: int = 3) -> list[str]:
-    drifted = {f.feature: f.drifted for f in rep.features}
+    drifted = family_drifted(rep.features)
     ranked = sorted(rep.importances.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return [
         f"{f}: importance {w:.2f}, {'drifted' if drifted.get(f, False) else 'stable'}"
