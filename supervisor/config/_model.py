@@ -93,7 +93,7 @@ class QualityWatch(_Strict):
         "data (the latest window that has labelled rows).",
     )
     window_minutes: int = Field(
-        default=30, ge=5, description="Length of the labelled window quality is judged on."
+        default=20, ge=5, description="Length of the labelled window quality is judged on."
     )
     max_drop: float = Field(
         default=0.05,

@@ -46,6 +46,7 @@ class Checker:
     _canary_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _rechecks: dict[str, datetime] = field(default_factory=dict)
+    _drift_since: dict[str, datetime] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """What the checks could not judge (e.g. no labels yet), newest last; never silent."""
 
@@ -142,6 +143,12 @@ class Checker:
             if recent.ok and recent.data["defect_count"] > 0:
                 d = recent
             why = _drift_reasons(m, d.data) if d.ok else []
+            if not d.ok or not d.data.get("important_drift"):
+                self._drift_since.pop(m.name, None)
+            elif why == [_important_reason(d.data)] and self._await_labels(m, now):
+                # Only importance flagged it (no defect, plain share under its threshold):
+                # a retrain may follow, so wait for the labels of the drifted rows.
+                why = []
             if why:
                 signals.append(
                     self._signal(
@@ -212,6 +219,28 @@ class Checker:
             )
         return acc, None
 
+    def _await_labels(self, m: WatchedModel, now: datetime) -> bool:
+        """Whether to hold a (defect-free) drift finding until its labels arrive.
+
+        Labels that arrive within the hour are the best evidence of harm, and a retrain needs
+        labelled rows of the drifted period: so drift is reported once it has lasted the label
+        lag plus one quality window, when the labelled window covers drifted rows. Labels
+        later than that (hours, days) are not waited for: the diagnosis then rests on the
+        label-free proxies and a quality re-check is scheduled. A defect is never held.
+        """
+        since = self._drift_since.setdefault(m.name, now)
+        q = self._call(m, "get_model_quality", {"window_minutes": m.quality.window_minutes})
+        if not q.ok or q.data["labels_pending"]:
+            return False
+        wait = timedelta(minutes=float(q.data["label_lag_minutes"]) + m.quality.window_minutes)
+        if now - since >= wait:
+            return False
+        self.notes.append(
+            f"{m.name}: drift seen since {since:%H:%M}; waiting for its labels until "
+            f"{since + wait:%H:%M}"
+        )
+        return True
+
     def _schedule_recheck(self, m: WatchedModel, now: datetime) -> None:
         """When the drift incident's quality evidence waits on labels, look again on arrival."""
         q = self._call(m, "get_model_quality", {"window_minutes": m.quality.window_minutes})
@@ -256,11 +285,15 @@ def _drift_reasons(m: WatchedModel, data: dict[str, Any]) -> list[str]:
     if data["defect_count"] > 0:
         why.append(f"{data['defect_count']} data defect(s)")
     if data.get("important_drift"):
-        why.append(
-            f"drift that matters to the model: drifted features carry "
-            f"{data['weighted_drift_share']} of its importance, outputs moved "
-            f"{data.get('prediction_drift_score')}"
-        )
+        why.append(_important_reason(data))
     if float(data["drift_share"]) >= m.drift.drift_share_threshold:
         why.append(f"drift share {data['drift_share']} >= {m.drift.drift_share_threshold}")
     return why
+
+
+def _important_reason(data: dict[str, Any]) -> str:
+    return (
+        f"drift that matters to the model: drifted features carry "
+        f"{data['weighted_drift_share']} of its importance, outputs moved "
+        f"{data.get('prediction_drift_score')}"
+    )
