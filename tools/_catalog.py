@@ -183,6 +183,10 @@ class QualityReport(_Out):
     trend_drop: float | None = Field(
         description="baseline online - online accuracy; positive: quality fell over 6 hours."
     )
+    trend_p_value: float | None = Field(
+        description="One-sided two-proportion z-test that accuracy is lower now than at the "
+        "baseline; small means the fall is not sampling noise."
+    )
     labelled_window_end_minutes_ago: int
     window_minutes: int = Field(description="Length of the labelled window used, in minutes.")
     samples: int
@@ -305,6 +309,9 @@ def get_model_quality(
         accuracy_drop=None if offline is None or not enough else round(offline - online, 4),
         baseline_online_accuracy=None if base is None else round(base.value, 4),
         trend_drop=None if base is None or not enough else round(base.value - online, 4),
+        trend_p_value=None
+        if base is None or not enough
+        else round(_lower_p_value(reading.value, reading.samples, base.value, base.samples), 6),
         labelled_window_end_minutes_ago=int((now - end).total_seconds() // 60),
         window_minutes=minutes,
         samples=reading.samples,
@@ -313,6 +320,20 @@ def get_model_quality(
         labels_pending=pending,
         recheck_at=now + timedelta(minutes=lag) if pending else None,
     )
+
+
+def _lower_p_value(now: float, n_now: int, before: float, n_before: int) -> float:
+    """p-value of a one-sided two-proportion z-test that accuracy ``now`` is below ``before``.
+
+    TODO(merge): move to the stats module (its two-proportion test) once it lands.
+    """
+    from statsmodels.stats.proportion import proportions_ztest
+
+    correct = [round(now * n_now), round(before * n_before)]
+    if n_now <= 0 or n_before <= 0 or correct[0] + correct[1] in (0, n_now + n_before):
+        return 1.0
+    _, p = proportions_ztest(correct, [n_now, n_before], alternative="smaller")
+    return float(p)
 
 
 def _offline_accuracy(ctx: ToolContext, model: str, version: str) -> float | None:

@@ -103,6 +103,14 @@ class QualityWatch(_Strict):
         "much below the same version's labelled accuracy 6 h earlier (the playbooks' "
         "accuracy-dropped bar); labels may be late, the latest labelled window counts.",
     )
+    alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=1,
+        description="The fall must also be significant: one-sided two-proportion z-test p-value "
+        "below this. The watch runs on every check pass (hundreds a day per model), so a "
+        "per-test 0.05 would raise several false alarms a day; 0.001 keeps them rare.",
+    )
     enabled: bool = Field(default=True, description="Run the quality-trend watch.")
 
 

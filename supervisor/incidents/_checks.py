@@ -213,7 +213,14 @@ class Checker:
             if acc < f.threshold:
                 return acc, f"labelled accuracy {acc:.4g} < {f.threshold} (labels {lag:g} min late)"
         drop = q.data.get("trend_drop")
-        if m.quality.enabled and drop is not None and drop >= m.quality.max_drop:
+        p = q.data.get("trend_p_value")
+        if (
+            m.quality.enabled
+            and drop is not None
+            and p is not None
+            and drop >= m.quality.max_drop
+            and p < m.quality.alpha
+        ):
             return acc, (
                 f"labelled accuracy {acc:.4g} fell {drop:.4g} in 6 h (labels {lag:g} min late)"
             )
