@@ -327,7 +327,7 @@ def _lower_p_value(now: float, n_now: int, before: float, n_before: int) -> floa
 
     TODO(merge): move to the stats module (its two-proportion test) once it lands.
     """
-    from statsmodels.stats.proportion import proportions_ztest
+    from statsmodels.stats.proportion import proportions_ztest  # type: ignore[import-untyped]
 
     correct = [round(now * n_now), round(before * n_before)]
     if n_now <= 0 or n_before <= 0 or correct[0] + correct[1] in (0, n_now + n_before):

@@ -221,7 +221,7 @@ def family_drifted(features: list[FeatureDrift]) -> dict[str, bool]:
     score a distance rather than a p-value keep Evidently's verdict.
     TODO(merge): move the multiple-testing rule to the stats module.
     """
-    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
 
     out = {f.feature: f.drifted for f in features}
     tested = [f for f in features if "p_value" in f.method]
