@@ -127,8 +127,10 @@ CASES = {
         "upstream_data_defect", "upstream-data-defect", "data_drift", "escalate",
         faults=[fault("null_spike")], evidence=_defect("null spike"), owner=DATA_OWNER,
     ),
+    # A x1000 unit change wrecks accuracy at once: the quality watch (issue 12) sees it on
+    # labelled rows before the next drift check is due, so the incident opens as quality_drop.
     "upstream_unit_change": Case(
-        "upstream_data_defect", "upstream-data-defect", "data_drift", "escalate",
+        "upstream_data_defect", "upstream-data-defect", "quality_drop", "escalate",
         faults=[fault("unit_change")], evidence=_defect("unit change"), owner=DATA_OWNER,
     ),
     "upstream_schema_change": Case(

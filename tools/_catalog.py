@@ -6,8 +6,8 @@ defect flags) so that playbooks can state their checks as plain thresholds.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,12 +17,21 @@ from supervisor.stats import (
     difference_interval,
     fisher_exact,
     mann_whitney,
+    two_proportion_test,
     wilson_interval,
 )
 
 from ._compare import ALPHA, compare_with_previous_version, count_of, per_minute
 from ._defects import data_defects, scale_change
-from ._ports import AlertInfo, ChangeEvent, DeploymentStatus, MetricReading, ModelVersionInfo
+from ._drift import family_drifted
+from ._ports import (
+    AlertInfo,
+    ChangeEvent,
+    DeploymentStatus,
+    DriftReport,
+    MetricReading,
+    ModelVersionInfo,
+)
 from ._toolkit import ToolContext, ToolRegistry
 
 
@@ -258,20 +267,86 @@ class QualityReport(_Out):
     offline_accuracy: float | None
     accuracy_drop: float | None = Field(description="offline - online; positive is worse.")
     baseline_online_accuracy: float | None = Field(
-        description="Online accuracy 6 hours before, for a before/after view."
+        description="Online accuracy of the same version 6 hours before the window; None when "
+        "it did not serve then."
+    )
+    trend_drop: float | None = Field(
+        description="baseline online - online accuracy; positive: quality fell over 6 hours."
+    )
+    trend_p_value: float | None = Field(
+        description="One-sided two-proportion z-test that accuracy is lower now than at the "
+        "baseline; small means the fall is not sampling noise."
     )
     labelled_window_end_minutes_ago: int
+    window_minutes: int = Field(description="Length of the labelled window used, in minutes.")
     samples: int
+    label_lag_minutes: float = Field(
+        description="How far behind now labels are: the newest labelled rows are this old."
+    )
+    label_delay_source: Literal["declared", "measured"] = Field(
+        description="declared: the watch config names the label delay; measured: found in the data."
+    )
+    labels_pending: bool = Field(
+        description="True when the last hour of predictions has no labels yet, so this accuracy "
+        "describes older inputs; judge recent drift on proxies (prediction and weighted drift)."
+    )
+    recheck_at: datetime | None = Field(
+        description="When the labels of the predictions made now arrive: re-check quality then."
+    )
+
+
+#: Fewest labelled rows an accuracy is judged on. Below it the 95% interval of an accuracy
+#: near 0.8 is wider than +-0.055, more than the 0.05 drop the playbooks and the quality watch
+#: test.
+MIN_LABELLED_ROWS = 200
+
+#: Label lags probed (minutes) when the delay is not declared: fine near now, coarse far back,
+#: up to a week (the longest label delay a daily or weekly labelling job gives).
+_LAG_PROBES = (0, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440, 2880, 4320, 10080)
+
+#: Width of the probe window that looks for any labelled row at a given lag.
+_PROBE_MINUTES = 5
+
+#: Labels older than this describe other inputs than the ones the drift check judges (its
+#: default window is the last 60 minutes): quality is then "pending" for the current inputs.
+LABELS_CURRENT_MINUTES = 60
+
+
+def measure_label_lag(
+    ctx: ToolContext, model: str, version: str | None, now: datetime
+) -> float | None:
+    """Minutes between now and the newest labelled rows, probed on a bounded grid; None: none."""
+    for lag in _LAG_PROBES:
+        r = ctx.backends.metrics.read(
+            model,
+            MetricName.ACCURACY,
+            version=version,
+            window=timedelta(minutes=_PROBE_MINUTES),
+            end=now - timedelta(minutes=lag),
+        )
+        if r is not None and r.samples > 0:
+            return float(lag)
+    return None
 
 
 def get_model_quality(
-    ctx: ToolContext, model: str, version: str | None = None
+    ctx: ToolContext,
+    model: str,
+    version: str | None = None,
+    window_minutes: int = 20,
+    label_delay_minutes: float | None = None,
 ) -> QualityReport | None:
-    """Measure a model version's accuracy on the most recent window whose labels have arrived.
+    """Measure a model version's accuracy on the latest window whose labels have arrived.
+
+    Labels may arrive hours or days late: the window ends where labels end, however old, and
+    the report says how old it is and whether the last hour's predictions are still unlabelled.
 
     Args:
         model: Name of the model.
         version: Version to measure; omit for the stable serving version.
+        window_minutes: Length of the labelled window, in minutes (widened, up to 8x, until it
+            holds enough labelled rows).
+        label_delay_minutes: The model's declared label delay; omit to measure it from the data.
     """
     if version is None:
         status = ctx.backends.deploy.status(model)
@@ -279,31 +354,73 @@ def get_model_quality(
             return None
         version = status.stable_version
     now = ctx.clock.now()
-    for end, window in _label_windows(ctx):
-        r = ctx.backends.metrics.read(
-            model, MetricName.ACCURACY, version=version, window=window, end=end
+    source: Literal["declared", "measured"] = "measured"
+    lag: float | None = None
+    if label_delay_minutes is not None:
+        lag, source = float(label_delay_minutes), "declared"
+    else:
+        lag = measure_label_lag(ctx, model, version, now)
+    if lag is None:
+        return None
+    end = now - timedelta(minutes=lag)
+    reading = None
+    minutes = window_minutes
+    for factor in (1, 2, 4, 8):
+        minutes = window_minutes * factor
+        reading = ctx.backends.metrics.read(
+            model, MetricName.ACCURACY, version=version, window=timedelta(minutes=minutes), end=end
         )
-        if r is None:
-            continue
-        offline = _offline_accuracy(ctx, model, version)
-        base = ctx.backends.metrics.read(
-            model,
-            MetricName.ACCURACY,
-            version=None,
-            window=timedelta(minutes=60),
-            end=end - timedelta(hours=6),
-        )
-        return QualityReport(
-            model=model,
-            version=version,
-            online_accuracy=round(r.value, 4),
-            offline_accuracy=offline,
-            accuracy_drop=None if offline is None else round(offline - r.value, 4),
-            baseline_online_accuracy=None if base is None else round(base.value, 4),
-            labelled_window_end_minutes_ago=int((now - end).total_seconds() // 60),
-            samples=r.samples,
-        )
-    return None
+        if reading is not None and reading.samples >= MIN_LABELLED_ROWS:
+            break
+    if reading is None and source == "declared":
+        # The declared delay is wrong (labels later than declared): measure instead.
+        return get_model_quality(ctx, model, version, window_minutes)
+    if reading is None:
+        return None
+    enough = reading.samples >= MIN_LABELLED_ROWS
+    offline = _offline_accuracy(ctx, model, version)
+    # The same version 6 h earlier: a trend of this model, not of whatever served then (a
+    # retrained version in a moved world is rightly below its predecessor's old accuracy).
+    base = ctx.backends.metrics.read(
+        model,
+        MetricName.ACCURACY,
+        version=version,
+        window=timedelta(minutes=60),
+        end=end - timedelta(hours=6),
+    )
+    online = round(reading.value, 4)
+    pending = lag > LABELS_CURRENT_MINUTES
+    return QualityReport(
+        model=model,
+        version=version,
+        online_accuracy=online,
+        offline_accuracy=offline,
+        # Too few labelled rows decide nothing: the drop stays unknown rather than noisy.
+        accuracy_drop=None if offline is None or not enough else round(offline - online, 4),
+        baseline_online_accuracy=None if base is None else round(base.value, 4),
+        trend_drop=None if base is None or not enough else round(base.value - online, 4),
+        trend_p_value=None
+        if base is None or not enough
+        else round(_lower_p_value(reading.value, reading.samples, base.value, base.samples), 6),
+        labelled_window_end_minutes_ago=int((now - end).total_seconds() // 60),
+        window_minutes=minutes,
+        samples=reading.samples,
+        label_lag_minutes=lag,
+        label_delay_source=source,
+        labels_pending=pending,
+        recheck_at=now + timedelta(minutes=lag) if pending else None,
+    )
+
+
+def _lower_p_value(now: float, n_now: int, before: float, n_before: int) -> float:
+    """p-value of a one-sided two-proportion z-test that accuracy ``now`` is below ``before``.
+
+    No test (an empty sample, or no variance) is p = 1: no evidence of a fall.
+    """
+    p = two_proportion_test(
+        round(now * n_now), n_now, round(before * n_before), n_before, alternative="less"
+    )
+    return 1.0 if p is None else p
 
 
 def _offline_accuracy(ctx: ToolContext, model: str, version: str) -> float | None:
@@ -326,6 +443,27 @@ class DriftSummary(_Out):
         description="Per feature: method, threshold, score."
     )
     prediction_drift_score: float | None
+    weighted_drift_share: float = Field(
+        description="Share of the model's feature importance carried by drifted features, 0..1."
+    )
+    importance_source: str = Field(
+        description="registry (logged with the model), permutation (computed on the reference "
+        "data) or uniform (unknown: every feature weighs the same)."
+    )
+    top_features: list[str] = Field(
+        description="The most important features, each 'name: importance, drifted or stable'."
+    )
+    prediction_drift_method: str | None = Field(
+        description="Evidently's test on the model's outputs against the reference outputs."
+    )
+    prediction_drifted: bool | None = Field(
+        description="Whether the outputs drifted by that test; None when outputs are not logged."
+    )
+    important_drift: bool = Field(
+        description="Drift that matters to this model: drifted features carry at least half its "
+        "feature importance, or at least a quarter and its outputs moved with them (normed "
+        "Wasserstein >= 0.25 to the reference outputs)."
+    )
     defects: list[str] = Field(description="Upstream defects found, one line each.")
     defect_count: int
     max_null_share_increase: float
@@ -373,7 +511,19 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
             }
             for f in rep.features
         ],
-        prediction_drift_score=None if rep.prediction_drift is None else rep.prediction_drift.score,
+        prediction_drift_score=None
+        if rep.prediction_drift is None
+        else round(rep.prediction_drift.score, 6),
+        weighted_drift_share=round(
+            rep.drift_share if rep.weighted_drift_share is None else rep.weighted_drift_share, 4
+        ),
+        importance_source=rep.importance_source,
+        top_features=_top_features(rep),
+        prediction_drift_method=None
+        if rep.prediction_drift is None
+        else rep.prediction_drift.method,
+        prediction_drifted=None if rep.prediction_drift is None else rep.prediction_drift.drifted,
+        important_drift=_important(rep),
         defects=defects,
         defect_count=len(defects),
         max_null_share_increase=round(max(null_inc, 0.0), 4),
@@ -384,6 +534,37 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         dtype_changes=dtype_changes,
         compute_seconds=round(rep.compute_seconds, 4),
     )
+
+
+#: Drift matters when the drifted features carry at least this share of the importance:
+#: Evidently's dataset-drift default (0.5), applied to importance instead of column count.
+IMPORTANT_DRIFT_SHARE = 0.5
+
+#: ... or when features carrying at least this share drifted (a quarter: one of the few features
+#: a model rests on) *and* the outputs followed them. Either alone is not enough: one feature's
+#: K-S test alone flags drift in ~5% of quiet windows, and outputs move without any input drift
+#: when a different version served part of the window (a canary).
+CORROBORATED_SHARE = 0.25
+
+#: Outputs moved "clearly": normed Wasserstein distance to the reference outputs. Evidently's own
+#: 0.1 is within the sampling noise of 500-row windows (up to ~0.17 on quiet simulated models).
+OUTPUT_SHIFT = 0.25
+
+
+def _important(rep: DriftReport) -> bool:
+    weighted = rep.drift_share if rep.weighted_drift_share is None else rep.weighted_drift_share
+    shift = None if rep.prediction_drift is None else rep.prediction_drift.score
+    followed = shift is not None and shift >= OUTPUT_SHIFT
+    return weighted >= IMPORTANT_DRIFT_SHARE or (weighted >= CORROBORATED_SHARE and followed)
+
+
+def _top_features(rep: DriftReport, n: int = 3) -> list[str]:
+    drifted = family_drifted(rep.features)
+    ranked = sorted(rep.importances.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return [
+        f"{f}: importance {w:.2f}, {'drifted' if drifted.get(f, False) else 'stable'}"
+        for f, w in ranked
+    ]
 
 
 class AlertList(_Out):

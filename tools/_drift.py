@@ -13,7 +13,26 @@ The data-quality half (nulls, dtypes, range, scale, schema) is what tells a brok
 from a changed world, and Evidently's drift tests alone cannot: a column multiplied by 1000 and
 a genuinely shifted column both "drift".
 
-Evidently and pandas are imported inside :func:`compute_drift`, so importing this module is cheap.
+Importance-aware drift. A shift in a feature the model ignores costs nothing; a shift in the
+feature it rests on most can cost everything. Each report therefore carries the model's feature
+importances and a *weighted drift share*::
+
+    weighted_drift_share = sum(importance_i * drifted_i) / sum(importance_i)
+
+over the features Evidently could test. Importances come from the registry when they were logged
+with the model, else from :func:`permutation_importances`, computed once per model version on its
+reference (training) data: the drop in agreement with the model's own predictions when one
+feature's values are shuffled (scikit-learn's ``permutation_importance``). Using the model's own
+predictions as the target needs no labels, so it works on any reference sample; it measures how
+much the *model* relies on a feature, which is what decides whether drift in it moves the
+outputs. With no importances at all every feature weighs the same ("uniform"), and the weighted
+share equals the plain one.
+
+Prediction drift is Evidently's test on the model's output column against the reference outputs:
+a label-free signal that the shift reaches what the model decides.
+
+Evidently, pandas and scikit-learn are imported inside the functions, so importing this module
+is cheap.
 """
 
 from __future__ import annotations
@@ -26,16 +45,28 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from supervisor import BackendError
+from supervisor.stats import holm_reject
 
-from ._ports import DriftReport, FeatureDrift, FeatureQuality
+from ._ports import DriftReport, FeatureDrift, FeatureQuality, ImportanceSource
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DRIFT_SHARE_THRESHOLD", "compute_drift"]
+__all__ = [
+    "DRIFT_SHARE_THRESHOLD",
+    "PREDICTION_STATTEST",
+    "compute_drift",
+    "family_drifted",
+    "normalise_importances",
+    "permutation_importances",
+    "weighted_share",
+]
 
 #: Evidently's default: the dataset drifts when at least this share of columns drift.
 DRIFT_SHARE_THRESHOLD = 0.5
+
+#: Evidently's test for the model's output column: normed Wasserstein distance (effect size).
+PREDICTION_STATTEST = "wasserstein"
 
 
 @contextmanager
@@ -56,6 +87,8 @@ def compute_drift(
     window_start: datetime,
     window_end: datetime,
     prediction_column: str | None = None,
+    importances: dict[str, float] | None = None,
+    importance_source: ImportanceSource = "uniform",
 ) -> DriftReport:
     """Compare ``current`` inputs with ``reference`` inputs of ``model``.
 
@@ -67,6 +100,8 @@ def compute_drift(
         window_end: End of the current window.
         prediction_column: Column holding the model's output score, present in both frames;
             it is tested as prediction drift and kept out of the feature drift share.
+        importances: Feature -> importance (any non-negative scale); None or empty: uniform.
+        importance_source: Where ``importances`` came from, copied into the report.
 
     Returns:
         Per-feature drift (Evidently's test, threshold, score), drift share, dataset drift,
@@ -117,8 +152,16 @@ def compute_drift(
             and reference[prediction_column].notna().any()
             and current[prediction_column].notna().any()
         ):
+            # The output is judged by effect size, not significance: Evidently's normed
+            # Wasserstein distance (its own default for large samples, threshold 0.1 of the
+            # reference outputs' standard deviation). A K-S p-value flags tiny, harmless output
+            # moves on a few hundred rows about one window in twenty; an incident must rest on a
+            # shift big enough to change decisions.
             prediction_drift = _column_drift(
-                prediction_column, reference[prediction_column], current[prediction_column]
+                prediction_column,
+                reference[prediction_column],
+                current[prediction_column],
+                stattest=PREDICTION_STATTEST,
             )
 
     return DriftReport(
@@ -135,7 +178,87 @@ def compute_drift(
         new_columns=new,
         prediction_drift=prediction_drift,
         compute_seconds=time.perf_counter() - started,
+        importances=normalise_importances(importances or {}, ref_cols),
+        importance_source=importance_source if importances else "uniform",
+        weighted_drift_share=weighted_share(features, importances or {}),
     )
+
+
+def normalise_importances(importances: dict[str, float], features: list[str]) -> dict[str, float]:
+    """Importances of ``features`` scaled to sum to 1 (negatives, i.e. noise, count as 0).
+
+    Empty when none is positive: nothing is known, and callers weigh features uniformly.
+    """
+    clipped = {f: max(float(importances.get(f, 0.0)), 0.0) for f in features}
+    total = sum(clipped.values())
+    if total <= 0:
+        return {}
+    return {f: round(v / total, 6) for f, v in clipped.items()}
+
+
+def weighted_share(features: list[FeatureDrift], importances: dict[str, float]) -> float:
+    """Importance-weighted share of drifted features among those tested.
+
+    A feature without a known importance weighs 0 when some importances are known (it was not
+    part of the model's inputs when they were measured); all weigh 1 when none is known.
+    """
+    if not features:
+        return 0.0
+    weights = {f.feature: max(float(importances.get(f.feature, 0.0)), 0.0) for f in features}
+    if sum(weights.values()) <= 0:
+        weights = {f.feature: 1.0 for f in features}
+    total = sum(weights.values())
+    drifted = family_drifted(features)
+    return round(sum(weights[f.feature] for f in features if drifted[f.feature]) / total, 6)
+
+
+def family_drifted(features: list[FeatureDrift]) -> dict[str, bool]:
+    """Which features drifted once the p-value tests are corrected for testing them all.
+
+    Evidently tests each column at p < 0.05, so among five clean columns at least one "drifts"
+    in ~23% of windows, and a weighted share that trusts those verdicts jumps whenever the noise
+    lands on an important feature. Holm's step-down correction (statsmodels) keeps the family's
+    false-drift rate at 0.05 and still passes a real shift, whose p-value is ~0. Tests that
+    score a distance rather than a p-value keep Evidently's verdict.
+    """
+    out = {f.feature: f.drifted for f in features}
+    tested = [f for f in features if "p_value" in f.method]
+    if tested:
+        alpha = min(f.threshold for f in tested)
+        reject = holm_reject([f.score for f in tested], alpha)
+        out.update({f.feature: r for f, r in zip(tested, reject, strict=True)})
+    return out
+
+
+def permutation_importances(
+    estimator: Any, reference: pd.DataFrame, *, seed: int = 0, repeats: int = 5
+) -> dict[str, float]:
+    """Permutation importance of each column of ``reference`` for ``estimator``, normalised.
+
+    The target is the estimator's own predictions on the unshuffled rows, so no labels are
+    needed: a feature scores the share of predictions that flip when it is shuffled.
+
+    Args:
+        estimator: A fitted scikit-learn classifier taking the columns of ``reference`` in order.
+        reference: Reference (training) inputs, features only.
+        seed: Seeds the shuffles, so the same model and data give the same importances.
+        repeats: Shuffles per feature (scikit-learn's default is 5).
+
+    Returns:
+        Feature -> importance summing to 1, or empty when no feature matters at all.
+    """
+    import numpy as np
+    from sklearn.inspection import permutation_importance
+
+    x = reference.to_numpy(dtype=float)
+    target = np.asarray(estimator.predict(x))
+    result = permutation_importance(
+        estimator, x, target, scoring="accuracy", n_repeats=repeats, random_state=seed
+    )
+    raw = {
+        str(c): float(v) for c, v in zip(reference.columns, result.importances_mean, strict=True)
+    }
+    return normalise_importances(raw, [str(c) for c in reference.columns])
 
 
 def _evidently_drift(
@@ -161,14 +284,17 @@ def _evidently_drift(
     return features, share, share >= DRIFT_SHARE_THRESHOLD
 
 
-def _column_drift(name: str, reference: pd.Series, current: pd.Series) -> FeatureDrift:
-    """Evidently's default test for one numeric column, cleaned the way Evidently cleans it."""
+def _column_drift(
+    name: str, reference: pd.Series, current: pd.Series, *, stattest: str | None = None
+) -> FeatureDrift:
+    """Evidently's test (its default, or ``stattest``) for one numeric column, cleaned the way
+    Evidently cleans it."""
     import numpy as np
     from evidently.legacy.calculations.stattests import get_stattest
 
     ref = reference.astype(float).replace([np.inf, -np.inf], np.nan).dropna()
     cur = current.astype(float).replace([np.inf, -np.inf], np.nan).dropna()
-    test = get_stattest(ref, cur, "num", None)
+    test = get_stattest(ref, cur, "num", stattest)
     out = test(ref, cur, "num", None)
     return FeatureDrift(
         feature=name,

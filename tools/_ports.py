@@ -110,6 +110,9 @@ class FeatureQuality(_Strict):
     )
 
 
+ImportanceSource = Literal["registry", "permutation", "uniform"]
+
+
 class DriftReport(_Strict):
     """Evidently drift plus data-quality checks for one model's inputs."""
 
@@ -128,6 +131,20 @@ class DriftReport(_Strict):
         default=None, description="Drift of the model's output score, when logged."
     )
     compute_seconds: float = Field(default=0.0, description="Wall time spent in Evidently.")
+    importances: dict[str, float] = Field(
+        default_factory=dict,
+        description="Feature -> share of the model's reliance on it (sums to 1); empty: unknown.",
+    )
+    importance_source: ImportanceSource = Field(
+        default="uniform",
+        description="Where the importances come from: 'registry' (logged with the model), "
+        "'permutation' (computed once on the reference data) or 'uniform' (none known: every "
+        "feature weighs the same, and the weighted share equals the plain share).",
+    )
+    weighted_drift_share: float | None = Field(
+        default=None,
+        description="sum(importance of drifted features) / sum(importance of tested features).",
+    )
 
 
 @runtime_checkable

@@ -83,6 +83,37 @@ class DriftCheck(_Strict):
     interval_minutes: int = Field(default=15, ge=1, description="How often to check.")
 
 
+class QualityWatch(_Strict):
+    """The scheduled quality watch over labelled accuracy (labels may arrive late)."""
+
+    label_delay_minutes: float | None = Field(
+        default=None,
+        ge=0,
+        description="How long after a prediction its label arrives; None: measured from the "
+        "data (the latest window that has labelled rows).",
+    )
+    window_minutes: int = Field(
+        default=20, ge=5, description="Length of the labelled window quality is judged on."
+    )
+    max_drop: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Open a quality_drop incident when labelled accuracy fell at least this "
+        "much below the same version's labelled accuracy 6 h earlier (the playbooks' "
+        "accuracy-dropped bar); labels may be late, the latest labelled window counts.",
+    )
+    alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=1,
+        description="The fall must also be significant: one-sided two-proportion z-test p-value "
+        "below this. The watch runs on every check pass (hundreds a day per model), so a "
+        "per-test 0.05 would raise several false alarms a day; 0.001 keeps them rare.",
+    )
+    enabled: bool = Field(default=True, description="Run the quality-trend watch.")
+
+
 class WatchedModel(_Strict):
     """One model the supervisor watches."""
 
@@ -103,6 +134,9 @@ class WatchedModel(_Strict):
         description="Serving signals and thresholds.",
     )
     drift: DriftCheck = Field(default_factory=DriftCheck)
+    quality: QualityWatch = Field(
+        default_factory=QualityWatch, description="Quality-trend watch on late labels."
+    )
     min_accuracy: float = Field(
         default=0.6,
         ge=0,

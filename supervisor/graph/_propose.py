@@ -71,6 +71,7 @@ def plan_action(
         version = None if status is None else status.canary_version
         effect = f"canary {version} takes {params.get('weight')}% of traffic"
     elif action is ActionType.RETRAIN:
+        params["window_hours"] = _labelled_window_hours(params.get("window_hours"), results)
         params.setdefault("min_accuracy", _retrain_bar(watched, results))
         params.setdefault("canary_weight", 10)
         effect = (
@@ -128,3 +129,26 @@ def _previous_validated(read: ReadBackends, model: str, current: str | None) -> 
         if v.tags.get("validation_status", "passed") == "passed":
             older.append(v.version)
     return older[-1] if older else None
+
+
+#: Fewest hours of labelled rows a retrain window holds beyond the label lag: a quarter hour
+#: (~450 rows at the simulated logging rate, well above the 100 rows a retrain needs); more
+#: would reach back before a fresh drift began.
+MIN_LABELLED_HOURS = 0.25
+
+
+def _labelled_window_hours(asked: JsonScalar | None, results: Sequence[ToolResult]) -> float:
+    """A retrain window that holds labelled rows: at least the label lag plus a labelled span.
+
+    The window ends now and labels stop ``label_lag_minutes`` before now, so a window shorter
+    than the lag has no labelled row at all (0.5 h with labels 45 min late has none).
+    """
+    hours = float(asked) if isinstance(asked, int | float) else MIN_LABELLED_HOURS
+    lags = [
+        float(r.data["label_lag_minutes"])
+        for r in results
+        if r.ok and r.tool == "get_model_quality" and "label_lag_minutes" in r.data
+    ]
+    if lags:
+        hours = max(hours, max(lags) / 60.0 + MIN_LABELLED_HOURS)
+    return round(hours, 2)

@@ -190,3 +190,17 @@ def min_minutes_rank_test(alpha: float) -> int:
     while 1 / math.comb(2 * n, n) > alpha:
         n += 1
     return n
+
+
+def holm_reject(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Which of several tests reject at family-wise error ``alpha`` (Holm's step-down method).
+
+    For one decision resting on many tests at once (a drift test per feature): each test's own
+    alpha would flag some feature by chance almost every time.
+    """
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    reject, *_ = multipletests(list(p_values), alpha=alpha, method="holm")
+    return [bool(r) for r in reject]

@@ -212,6 +212,7 @@ class SimWorld(WriteSide):
         size = min(_REFERENCE_ROWS, len(stable.train_x))
         ref_x = stable.train_x[np.sort(rng.choice(len(stable.train_x), size, replace=False))]
         reference = pd.DataFrame(ref_x, columns=state.stream.features)
+        importances = self.importances(model, stable.id)
         reference[PREDICTION_COLUMN] = stable.proba(ref_x)
         return compute_drift(
             model,
@@ -220,7 +221,35 @@ class SimWorld(WriteSide):
             window_start=self.start + timedelta(seconds=ws),
             window_end=self.start + timedelta(seconds=we),
             prediction_column=PREDICTION_COLUMN,
+            importances=importances,
+            importance_source="permutation",
         )
+
+    def importances(self, model: str, version: str) -> dict[str, float]:
+        """Permutation importance of each feature for ``version``, on its reference data.
+
+        Computed once per version (scikit-learn's ``permutation_importance`` of the version's
+        fitted pipeline on the same reference sample the drift report uses) and cached: a
+        version's model and training data never change.
+        """
+        import pandas as pd
+
+        from tools._drift import permutation_importances
+
+        cache: dict[tuple[str, str], dict[str, float]] = self.__dict__.setdefault(
+            "_importance_cache", {}
+        )
+        key = (model, version)
+        if key not in cache:
+            state = self._state(model)
+            v = state.versions[version]
+            rng = rng_for(self.spec.seed, model, P_REFERENCE, int(v.id))
+            size = min(_REFERENCE_ROWS, len(v.train_x))
+            ref_x = v.train_x[np.sort(rng.choice(len(v.train_x), size, replace=False))]
+            frame = pd.DataFrame(ref_x, columns=state.stream.features)
+            # The pipeline fills NaN itself; training rows never carry the serving skew.
+            cache[key] = permutation_importances(v.scorer.pipeline, frame, seed=int(v.id))
+        return dict(cache[key])
 
     # ------------------------------------------------------------------ AlertsPort
 
