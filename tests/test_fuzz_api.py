@@ -4,6 +4,7 @@ no incident, no pause (issue 14, requirement 2)."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,29 @@ def test_raw_bytes_of_any_type_are_refused_without_a_5xx(fuzzed: Fuzzed, path: s
         assert res.json()  # an answer with a body saying why, never an empty 4xx
 
     check()
+
+
+@pytest.mark.parametrize("where", ["alertname", "label key", "no model"])
+def test_a_lone_surrogate_in_an_unmapped_alert_is_audited_not_a_500(
+    fuzzed: Fuzzed, where: str
+) -> None:
+    """Found by the webhook property: a lone surrogate in the labels of an alert that maps to
+    no signal reached the audit log raw, and the seal's UTF-8 encoding failed: a 500."""
+    body = payload(fingerprint=f"fp-surrogate-{where}")
+    labels = body["alerts"][0]["labels"]
+    if where == "alertname":
+        labels["alertname"] = "Odd\ud800"
+    elif where == "label key":
+        labels["\udc80key"] = "x"
+        labels["alertname"] = "NoSuchAlert"
+    else:
+        del labels["model"]
+        labels["note"] = "\udfff"
+    raw = json.dumps(body)  # ensure_ascii: the surrogate travels as a "\\udXXX" escape
+    headers = {"Authorization": f"Bearer {INTAKE_TOKEN}", "Content-Type": "application/json"}
+    res = fuzzed.client.post("/alerts", content=raw, headers=headers)
+    assert res.status_code == 200, res.text
+    assert res.json()["ignored"] == 1
+    fuzzed.runtime.supervisor.audit.records()[-1].model_dump_json().encode("utf-8")
+    record = fuzzed.runtime.supervisor.audit.records()[-1].data
+    assert "\ufffd" in json.dumps(record, ensure_ascii=False)  # kept, as U+FFFD
