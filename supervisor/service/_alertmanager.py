@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supervisor.audit import redact, redact_text
 from supervisor.config import IntakeConfig
 from supervisor.domain import Signal, SignalKind, Symptom
+from supervisor.domain._signals import printable_unicode
 
 #: Longest label or annotation value kept; the rest is cut with a marker.
 MAX_TEXT = 2048
@@ -68,9 +69,12 @@ class Unmapped(_Strict):
 
 def _cap(values: dict[str, str]) -> dict[str, str]:
     """Redacted, then length-capped: a cut made first could split a secret into a shape the
-    patterns no longer know (half an ``sk-`` key), and the half would be kept."""
+    patterns no longer know (half an ``sk-`` key), and the half would be kept. Lone surrogates
+    become U+FFFD first: an alert that maps to no signal is still audited with its labels, and
+    no audit line can hold one (a lone surrogate in an alertname was a 500)."""
     out: dict[str, str] = {}
-    for key, value in redact({k[:256]: v for k, v in values.items()}).items():
+    clean = {printable_unicode(k[:256]): printable_unicode(v) for k, v in values.items()}
+    for key, value in redact(clean).items():
         out[key] = value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + " [truncated]"
     return out
 
@@ -91,7 +95,7 @@ def signals_from_webhook(
         if not model:
             unmapped.append(
                 Unmapped(
-                    fingerprint=alert.fingerprint,
+                    fingerprint=printable_unicode(alert.fingerprint),
                     labels=labels,
                     reason=f"no {intake.model_label!r} label; set service.intake.model_label",
                 )
@@ -100,7 +104,7 @@ def signals_from_webhook(
         if symptom is None:
             unmapped.append(
                 Unmapped(
-                    fingerprint=alert.fingerprint,
+                    fingerprint=printable_unicode(alert.fingerprint),
                     labels=labels,
                     reason=f"alertname {name!r} has no symptom; "
                     "add it to service.intake.symptom_map",

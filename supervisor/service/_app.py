@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -22,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from supervisor._errors import ConfigError
-from supervisor.domain import IncidentStatus
+from supervisor.domain import AuditKind, IncidentStatus
 
 from ._alertmanager import WebhookPayload
 from ._health import Probe, WarmUp, run_probes
@@ -54,6 +55,42 @@ class ApprovalAnswer(BaseModel):
     comment: str = Field(default="", max_length=2000, description="Why, for the audit log.")
 
 
+class Problem(BaseModel):
+    """Body of every refusal the service answers (4xx, 503): what was wrong."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="What was refused and why, or (422) one entry per bad field: its 'loc', "
+        "'msg' and 'type'."
+    )
+
+
+def _answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route that answers these refusals besides its success."""
+    return {s: {"description": _REFUSALS[s], "model": Problem} for s in statuses}
+
+
+_REFUSALS = {
+    401: "Missing or wrong bearer token (header WWW-Authenticate: Bearer).",
+    403: "The person named by 'by' is not a policy approver; the refusal is audited.",
+    404: "No such incident, or no such watched model.",
+    409: "The incident is not awaiting approval, or an answer is already being applied.",
+    413: "The body exceeds the size limit.",
+    422: "The body is not JSON, or a field is missing or wrong (each named).",
+    503: "The service is stopping, or (approval API) no bearer token is configured.",
+}
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as a route's JSON body. The routes read the raw
+    body themselves (size-capped before any parsing), so FastAPI cannot see it; the schema
+    itself is added to the components by :meth:`ServiceApp.openapi`."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+_BEARER: dict[str, Any] = {"security": [{"bearer": []}]}
+
+
 def _without_bearer(request: Request, token: str, what: str) -> JSONResponse | None:
     """None if the request carries ``Authorization: Bearer <token>`` (compared in constant
     time); else the 401 to answer, logged as refused by ``what``."""
@@ -62,6 +99,68 @@ def _without_bearer(request: Request, token: str, what: str) -> JSONResponse | N
         return None
     log.warning("%s: bad or missing bearer token from %s", what, request.client)
     return _problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+#: Longest span one audit record of bearer refusals covers, per route. A refusal changes
+#: nothing, so the log needs that refusals happen, how many and from where, not one record each:
+#: a record each would let an unauthenticated flood force one fsync per request. One a minute
+#: bounds a flood to 60 writes an hour per route while an operator still sees it within a minute.
+REFUSAL_WINDOW_SECONDS = 60.0
+
+#: Distinct client addresses one refusal record keeps (a flood from many addresses must not
+#: grow the record without bound).
+REFUSAL_SOURCES = 10
+
+
+class RefusalTally:
+    """Bearer token refusals, per route, folded into at most one audit record a window.
+
+    The first refusal of a route is recorded at once; later ones inside ``window`` seconds of
+    the last record are only counted, and go into the next record (the next refusal after the
+    window, or :meth:`drain` when the service stops) with how many there were and from where.
+    """
+
+    def __init__(
+        self,
+        window: float = REFUSAL_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+        self._sources: dict[str, list[str]] = {}
+
+    def refused(self, route: str, source: str) -> dict[str, Any] | None:
+        """Count one refusal; the data of the record to write now, or None (counted only)."""
+        with self._lock:
+            self._count[route] = self._count.get(route, 0) + 1
+            sources = self._sources.setdefault(route, [])
+            if source not in sources and len(sources) < REFUSAL_SOURCES:
+                sources.append(source)
+            now = self._clock()
+            last = self._last.get(route)
+            if last is not None and now - last < self._window:
+                return None
+            self._last[route] = now
+            return self._take(route)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The records of every refusal counted but not yet recorded."""
+        with self._lock:
+            return [self._take(route) for route, n in list(self._count.items()) if n]
+
+    def _take(self, route: str) -> dict[str, Any]:
+        data = {
+            "event": "refused",
+            "route": route,
+            "reason": "missing or wrong bearer token",
+            "refusals": self._count.pop(route),
+            "sources": self._sources.pop(route, []),
+            "window_s": self._window,
+        }
+        return {"access": data}
 
 
 def _intake_token(token_env: str | None, given: str | None) -> str | None:
@@ -237,6 +336,24 @@ class ServiceApp(FastAPI):
 
     webhook: Callable[[Request], Awaitable[Response]] | None = None
 
+    #: The request bodies the routes declare with :func:`_json_body`.
+    bodies: tuple[type[BaseModel], ...] = ()
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus the schemas of the bodies the routes read themselves and
+        the bearer scheme of the approval API and the alerts webhook."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            components = schema.setdefault("components", {})
+            found = components.setdefault("schemas", {})
+            for model in self.bodies:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                found.update(body.pop("$defs", {}))
+                found[model.__name__] = body
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            return schema
+        return self.openapi_schema
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.webhook is not None
@@ -285,6 +402,25 @@ def create_app(
     intake_token = _intake_token(config.service.intake.token_env, intake_token)
     probes = probes or []
     lane = IntakeLane(runtime.intake, runtime.supervisor.audit.deferred_sync)
+    refusals = RefusalTally()
+
+    def record_refusal(data: dict[str, Any]) -> None:
+        # No incident: audited like a refused pause (an update record without an incident).
+        try:
+            runtime.supervisor.audit.append(
+                AuditKind.INCIDENT_UPDATED, incident_id=None, actor="service", data=data
+            )
+        except Exception:  # the answer is a 401 all the same; nothing else was written
+            log.exception("could not audit bearer token refusals: %s", data)
+
+    async def bearer_refusal(request: Request, token: str, route: str) -> JSONResponse | None:
+        """The 401 to answer (audited, see :class:`RefusalTally`), or None: the token is right."""
+        refused = _without_bearer(request, token, route)
+        if refused is not None:
+            source = request.client.host if request.client else "unknown"
+            if (data := refusals.refused(route, source)) is not None:
+                await run_in_threadpool(record_refusal, data)
+        return refused
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -292,16 +428,19 @@ def create_app(
         yield
         # uvicorn stopped accepting connections and finished the open requests already.
         await run_in_threadpool(lane.close, config.service.shutdown_grace_seconds)
+        for data in refusals.drain():
+            await run_in_threadpool(record_refusal, data)
         await run_in_threadpool(runtime.shutdown)
 
     app = ServiceApp(title="mlops-supervisor", version="0.1.0", lifespan=lifespan)
+    app.bodies = (WebhookPayload, PauseRequest, ApprovalAnswer)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "Not ready: what failed, or warm-up."}})
     def readyz() -> JSONResponse:
         """Readiness: warm-up finished, configured backends reachable, state writable; 503
         naming what failed (or the warm-up step still running)."""
@@ -322,11 +461,15 @@ def create_app(
         runtime.refresh_incident_gauges()
         return Response(runtime.metrics.render(), media_type=runtime.metrics.content_type)
 
-    @app.post("/alerts")
+    @app.post(
+        "/alerts",
+        openapi_extra={**_json_body(WebhookPayload), **(_BEARER if intake_token else {})},
+        responses=_answers(*([401] if intake_token else []), 413, 422, 503),
+    )
     async def alerts(request: Request) -> Response:
         """Alertmanager webhook (version 4). 413 over the size limit, 422 naming a bad field;
         neither changes any state."""
-        if intake_token and (refused := _without_bearer(request, intake_token, "alerts")):
+        if intake_token and (refused := await bearer_refusal(request, intake_token, "alerts")):
             return refused
         raw = await _read_json(request, limit)
         if isinstance(raw, JSONResponse):
@@ -355,7 +498,7 @@ def create_app(
         ]
         return {"incidents": found}
 
-    @app.get("/incidents/{incident_id}")
+    @app.get("/incidents/{incident_id}", responses=_answers(404))
     def incident(incident_id: str) -> JSONResponse:
         """Diagnosis, evidence, decisions, approvals, actions and outcomes of one incident."""
         inc = runtime.supervisor.incidents.get(incident_id)
@@ -363,15 +506,11 @@ def create_app(
             return _problem(404, f"no incident {incident_id!r}")
         return JSONResponse(incident_detail(runtime.supervisor, inc))
 
-    def authorised(request: Request) -> JSONResponse | None:
-        if not token:
-            return _problem(503, f"approval API disabled: set ${token_env} to a bearer token")
-        return _without_bearer(request, token, "approval API")
-
     async def authorised_body(request: Request, model: type[B]) -> B | JSONResponse:
         """The bearer token checked, then the body parsed as ``model`` (401/413/422 if not)."""
-        refused = authorised(request)
-        if refused is not None:
+        if not token:
+            return _problem(503, f"approval API disabled: set ${token_env} to a bearer token")
+        if refused := await bearer_refusal(request, token, "approval API"):
             return refused
         raw = await _read_json(request, 16_384)
         if isinstance(raw, JSONResponse):
@@ -416,23 +555,41 @@ def create_app(
         changed = act(body.model, body.by, body.reason)
         return JSONResponse({"model": body.model, verb: True, "changed": changed})
 
-    @app.post("/pause")
+    @app.post(
+        "/pause",
+        openapi_extra={**_json_body(PauseRequest), **_BEARER},
+        responses=_answers(401, 403, 404, 413, 422, 503),
+    )
     async def pause(request: Request) -> JSONResponse:
         """Hold back every action (of one model, or all); investigation and reports go on."""
         return await switch(request, "pause")
 
-    @app.post("/resume")
+    @app.post(
+        "/resume",
+        openapi_extra={**_json_body(PauseRequest), **_BEARER},
+        responses=_answers(401, 403, 404, 413, 422, 503),
+    )
     async def resume(request: Request) -> JSONResponse:
         """Lift a pause (of one model, or the global one)."""
         return await switch(request, "resume")
 
-    @app.post("/incidents/{incident_id}/approve", status_code=202)
+    @app.post(
+        "/incidents/{incident_id}/approve",
+        status_code=202,
+        openapi_extra={**_json_body(ApprovalAnswer), **_BEARER},
+        responses=_answers(401, 403, 404, 409, 413, 422, 503),
+    )
     async def approve(request: Request, incident_id: str) -> JSONResponse:
         """Approve the pending action (bearer token; ``by`` must be a policy approver).
         202: the incident resumes on a worker; follow it with ``GET /incidents/{id}``."""
         return await answer(request, incident_id, "approved")
 
-    @app.post("/incidents/{incident_id}/deny", status_code=202)
+    @app.post(
+        "/incidents/{incident_id}/deny",
+        status_code=202,
+        openapi_extra={**_json_body(ApprovalAnswer), **_BEARER},
+        responses=_answers(401, 403, 404, 409, 413, 422, 503),
+    )
     async def deny(request: Request, incident_id: str) -> JSONResponse:
         """Deny the pending action (bearer token; ``by`` must be a policy approver)."""
         return await answer(request, incident_id, "denied")
