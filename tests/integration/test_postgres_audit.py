@@ -562,7 +562,7 @@ def test_export_verifies_as_a_file_and_the_cli_reads_the_store(
         code, from_store, _ = run_cli(["audit", "show", "--postgres-env", DSN_ENV, *extra], capsys)
         assert code == 0
         assert run_cli(["audit", "show", str(out), *extra], capsys) == (0, from_store, "")
-    assert len(from_store.splitlines()) == 4 and "verdict=require_approval" in from_store
+    assert len(from_store.splitlines()) == 4 and "REQUIRE APPROVAL rollback" in from_store
 
     again = tmp_path / "again.jsonl"
     code, said, _ = run_cli(
@@ -612,7 +612,7 @@ def test_cli_errors_are_one_line_naming_the_fix(
         ["audit", "export", "--postgres-env", DSN_ENV, "--out", str(tmp_path / "x.jsonl")],
     ):
         code, out, err = run_cli(argv, capsys)
-        assert (code, out) == (2, "")
+        assert (code, out) == (1, "")  # a runtime (config) error, not a usage error
         assert err.count("\n") == 1 and f"{DSN_ENV!r} is not set" in err, err
 
     with socket.socket() as s:  # a port where nothing listens
@@ -620,7 +620,7 @@ def test_cli_errors_are_one_line_naming_the_fix(
         closed_port = s.getsockname()[1]
     monkeypatch.setenv(DSN_ENV, f"postgresql://postgres:{FAKE_SECRET}@127.0.0.1:{closed_port}/db")
     code, out, err = run_cli(["audit", "verify", "--postgres-env", DSN_ENV], capsys)
-    assert (code, out) == (2, "")
+    assert (code, out) == (1, "")
     assert err.count("\n") == 1 and f"port={closed_port}" in err and "check that the server" in err
     assert FAKE_SECRET not in err
 
@@ -628,7 +628,7 @@ def test_cli_errors_are_one_line_naming_the_fix(
     code, out, err = run_cli(["audit", "verify", "--postgres-env", DSN_ENV], capsys)
     assert code == 1 and "no audit store" in out
     code, out, err = run_cli(["audit", "show", "--postgres-env", DSN_ENV], capsys)
-    assert code == 2 and err.count("\n") == 1 and "no audit store" in err
+    assert code == 1 and err.count("\n") == 1 and "no audit store" in err
     assert not (tmp_path / "x.jsonl").exists()
 
     for argv in (
