@@ -34,6 +34,12 @@ def awaiting_retrain(tmp_path: Path) -> tuple[Rig, str]:
     return rig, inc.id
 
 
+def answer_later(rig: Rig) -> None:
+    """A person answers after a while; by then the labels of the drifted rows have arrived, so
+    the retrain window (which holds labelled rows only) is the drifted world, not the old one."""
+    rig.world.advance(timedelta(minutes=30))
+
+
 def nothing_executed(rig: Rig, incident_id: str) -> None:
     assert rig.world_writes() == {}
     assert rig.records(AuditKind.ACTION_INTENT, incident_id) == []
@@ -154,6 +160,9 @@ def test_an_approved_incident_reads_acting_while_its_action_runs(tmp_path: Path)
     try:
         inc = rig.first_incident()
         assert rig.incident(inc.id).status is IncidentStatus.AWAITING_APPROVAL and seen == []
+        # A person answers after a while; by then the labels of the drifted rows have arrived, so
+        # the retrain window (which holds labelled rows only) is the drifted world, not the old one.
+        rig.world.advance(timedelta(minutes=30))
         rig.sup.approve(inc.id, "alice")
         assert seen and set(seen) == {IncidentStatus.ACTING}
         assert rig.incident(inc.id).status is IncidentStatus.MITIGATED
@@ -196,6 +205,7 @@ def test_approval_by_a_non_approver_is_refused_and_audited(tmp_path: Path) -> No
         nothing_executed(rig, inc_id)
         assert rig.verified()
         # a real approver can still answer
+        answer_later(rig)
         rig.sup.approve(inc_id, "bob")
         assert rig.world.action_counts()["retrain"] == 1
         assert rig.incident(inc_id).status is IncidentStatus.MITIGATED
@@ -249,6 +259,7 @@ def test_paused_incident_resumes_in_a_new_supervisor(tmp_path: Path) -> None:
         [pending] = rig.sup.pending_approvals()
         assert (pending.incident_id, pending.action) == (inc_id, "retrain")
         assert rig.sup.resume_unfinished() == []  # paused at an approval: not resumed by itself
+        answer_later(rig)
         rig.sup.approve(inc_id, "alice")
         assert rig.incident(inc_id).status is IncidentStatus.MITIGATED
         assert rig.world.action_counts()["retrain"] == 1

@@ -113,6 +113,9 @@ def test_real_covariate_drift_is_retrained_after_approval(tmp_path: Path) -> Non
         inc = rig.first_incident()
         assert rig.diagnosis(inc.id)["root_cause"] == "covariate_drift"
         assert [p.action for p in rig.sup.pending_approvals()] == ["retrain"]
+        # A person answers after a while; by then the labels of the drifted rows have arrived, so
+        # the retrain window (which holds labelled rows only) is the drifted world, not the old one.
+        rig.world.advance(timedelta(minutes=30))
         rig.sup.approve(inc.id, "alice")
         assert rig.world.action_counts()["retrain"] == 1
         assert executed(rig) == ["retrain"]
