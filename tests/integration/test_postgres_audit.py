@@ -626,7 +626,7 @@ def test_cli_errors_are_one_line_naming_the_fix(
 
     monkeypatch.setenv(DSN_ENV, pg_dsn)  # a database without an audit store
     code, out, err = run_cli(["audit", "verify", "--postgres-env", DSN_ENV], capsys)
-    assert code == 1 and "no audit store" in out
+    assert code == 1 and out == "" and "no audit store" in err  # FAILED goes to stderr
     code, out, err = run_cli(["audit", "show", "--postgres-env", DSN_ENV], capsys)
     assert code == 1 and err.count("\n") == 1 and "no audit store" in err
     assert not (tmp_path / "x.jsonl").exists()
