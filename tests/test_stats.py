@@ -158,7 +158,10 @@ def test_a_check_needs_its_test_as_well_as_its_effect() -> None:
 
 #: Each stated minimum, by the count it bounds, and the computation its reason names.
 DERIVED = {
-    "canary_labelled": min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
+    "canary_labelled": (
+        min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
+        min_samples_two_proportions(0.85, 0.65, alpha=0.01, ratio=4),  # skew: repeated looks
+    ),
     "early_labelled": min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
     "current_labelled": (
         min_samples_two_proportions(0.85, 0.65, alpha=0.05, ratio=4),
