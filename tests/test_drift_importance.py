@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+from simworld import DATA_OWNER, MODEL, OWNER, deploy, fault, world_spec
 
 from supervisor.config import SupervisorConfig, WatchedModel
 from supervisor.domain import Symptom, ToolResult, ToolStatus
 from supervisor.graph._propose import _labelled_window_hours
 from supervisor.incidents import Checker
-from tests.simworld import DATA_OWNER, MODEL, OWNER, deploy, fault, world_spec
 from tools._catalog import default_registry
 from tools._drift import permutation_importances, weighted_share
 from tools._ports import FeatureDrift
