@@ -105,6 +105,12 @@ class Rig:
             f"incidents: {[(i.id, i.symptom.value, i.status.value) for i in self.incidents()]}"
         )
 
+    def answer_later(self, minutes: float = 30) -> None:
+        """Time passes before a person answers an approval request. By then the labels of the
+        drifted rows have arrived, so a retrain (whose window holds labelled rows only) fits the
+        drifted world rather than the one before it."""
+        self.world.advance(timedelta(minutes=minutes))
+
     def first_incident(self, *, bound: timedelta = timedelta(hours=3)) -> Incident:
         """Tick until the checks open an incident; return it (as it stands after its run)."""
         self.tick_until(lambda r: bool(r.incidents()), bound=bound)

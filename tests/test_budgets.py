@@ -76,9 +76,9 @@ def test_with_the_default_budget_the_same_incident_is_diagnosed(tmp_path: Path) 
         # Several playbooks read the same drift report; it was fetched and recorded once.
         keys = Counter((c["tool"], tuple(sorted(c["args"].items()))) for c in calls)  # type: ignore[union-attr]
         assert max(keys.values()) == 1, keys
-        # Two windows (the recent one for defects, the long one for drift), each fetched once.
+        # Three windows (the last 5 and 15 minutes for defects, the last hour for drift), each
         drift = [c for c in calls if c["tool"] == "get_drift_report"]
-        assert sorted(c["args"]["window_minutes"] for c in drift) == [15, 60]  # type: ignore[index]
+        assert sorted(c["args"]["window_minutes"] for c in drift) == [5, 15, 60]  # type: ignore[index]
         # ... although more than one playbook's evidence rests on them
         cited = [e for e in rig.diagnosis(inc.id)["evidence"] if e["tool"] == "get_drift_report"]
         assert len(cited) >= 2 and {e["call_id"] for e in cited} <= {d["call_id"] for d in drift}

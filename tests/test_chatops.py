@@ -51,6 +51,7 @@ def paused_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         inc = rig.first_incident()
         assert inc.id == INC and [p.action for p in rig.sup.pending_approvals()] == ["retrain"]
+        rig.answer_later()
         rig.save()
     finally:
         rig.close()
@@ -162,7 +163,9 @@ def test_an_incident_is_posted_with_diagnosis_evidence_action_verdict_and_button
     shown = texts(blocks)
     assert blocks[0]["type"] == "header" and INC in blocks[0]["text"]["text"]
     assert "`covariate_drift` (confidence 0.85)" in shown
-    assert "*Key evidence*" in shown and "`get_drift_report`: Evidently finds 0.6" in shown
+    assert (
+        "*Key evidence*" in shown and "`get_drift_report`: the drift matters to this model" in shown
+    )
     assert "*Proposed action*\n`retrain`" in shown
     assert "*Policy verdict*\n`require_approval`" in shown
     assert "`retrain-needs-approval-in-production`" in shown
@@ -454,7 +457,7 @@ def test_status_shows_the_switch_counts_and_pending_approvals(svc: Svc) -> None:
     text = command(svc, "status", "U0BOB")["text"]
     assert "Acting (no global pause)" in text
     assert "Incidents: 1 awaiting_approval" in text
-    assert f"`{INC}` waits for approval of `retrain` by alice, bob until 11:05 UTC" in text
+    assert f"`{INC}` waits for approval of `retrain` by alice, bob until 10:45 UTC" in text
 
 
 def test_incidents_lists_them(svc: Svc) -> None:

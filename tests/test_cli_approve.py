@@ -28,6 +28,7 @@ def paused_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         inc = rig.first_incident()
         assert inc.id == INC and [p.action for p in rig.sup.pending_approvals()] == ["retrain"]
         rig.raw_config["state_dir"] = "."  # relative to config.yaml: the directory can move
+        rig.answer_later()
         rig.save()
     finally:
         rig.close()

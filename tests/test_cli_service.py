@@ -64,6 +64,7 @@ def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
     try:
         inc = rig.first_incident(bound=timedelta(hours=3))
         assert inc.status is IncidentStatus.AWAITING_APPROVAL
+        rig.answer_later()
         with serving(create_app(runtime, approval_token=TOKEN)) as url:
             yield Remote(rig, runtime, url, inc.id)
     finally:
