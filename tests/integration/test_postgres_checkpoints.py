@@ -80,6 +80,9 @@ def test_a_second_replica_takes_the_approval_and_finishes_the_incident(
         snap = second.graph.get_state({"configurable": {"thread_id": inc_id}})
         assert snap.next == ("await_approval",)
         assert [p.incident_id for p in second.pending_approvals()] == [inc_id]
+        # Time passes before alice answers: the drifted rows' labels arrive, and the retrain
+        # window (labelled rows only) fits the drifted world.
+        world.advance(timedelta(minutes=30))
         second.approve(inc_id, "alice", "go")
         assert second.incidents.get(inc_id).status in ENDED  # type: ignore[union-attr]
         assert world.action_counts()["retrain"] == 1
