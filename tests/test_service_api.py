@@ -59,6 +59,7 @@ def awaiting(tmp_path: Path) -> Iterator[tuple[Served, str]]:
     try:
         inc_id = served.open_by_checks()
         assert served.rig.incident(inc_id).status is IncidentStatus.AWAITING_APPROVAL
+        served.rig.answer_later()
         yield served, inc_id
     finally:
         served.close()
