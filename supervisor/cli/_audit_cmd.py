@@ -58,7 +58,7 @@ def _report(result: VerifyResult, where: str, out: TextIO | None, err: TextIO | 
 
 
 def show_command(
-    path: Path,
+    path: Path | None,
     incident_id: str | None = None,
     out: TextIO | None = None,
     *,
@@ -66,50 +66,49 @@ def show_command(
     since: datetime | None = None,
     as_json: bool = False,
     err: TextIO | None = None,
+    postgres_env: str | None = None,
 ) -> int:
-    """Print the timeline of the log at ``path``, filtered by incident, kinds and time; with
+    """Print the timeline of the log at ``path`` (or, with ``postgres_env``, of the Postgres
+    store whose DSN is in that variable), filtered by incident, kinds and time; with
     ``as_json``, the records as stored, one JSON object per line.
 
     0; 1 if the log is missing, the incident has no record, or a record breaks the chain (the
     records before it are printed, and one message goes to ``err``). Reading does not verify
-    the head file: run ``audit verify`` for that.
+    the head file: run ``audit verify`` for that. Raises :class:`ConfigError` if
+    ``postgres_env`` is unset or the server cannot be reached.
     """
+    errors = err if err is not None else sys.stderr
+    if postgres_env is not None:
+        from supervisor.audit._postgres import read_postgres
+
+        records, broken = read_postgres(_dsn(postgres_env))
+    elif path is not None:
+        read = _read_file(path)
+        if read is None:
+            print(f"error: no audit log at {str(path)!r}", file=errors)
+            return 1
+        records, broken = read
+    else:
+        raise ValueError("show_command needs a path or postgres_env")
+    return _show(records, broken, incident_id, kinds, since, as_json, out, errors)
+
+
+def _read_file(path: Path) -> tuple[list[AuditRecord], ChainError | None] | None:
+    """The records of the log at ``path`` up to the first that breaks the chain (and that
+    break); None if there is no such file."""
     from supervisor.audit._verify import ChainError, ChainState
 
-    errors = err if err is not None else sys.stderr
     chain = ChainState()
     records = []
-    broken: ChainError | None = None
     try:
         with path.open("rb") as f:
             for raw in f:
                 records.append(chain.accept(raw))
     except FileNotFoundError:
-        print(f"error: no audit log at {str(path)!r}", file=errors)
-        return 1
+        return None
     except ChainError as exc:
-        broken = exc
-    return _show(records, broken, incident_id, kinds, since, as_json, out, errors)
-
-
-def show_postgres_command(
-    dsn_env: str,
-    incident_id: str | None = None,
-    out: TextIO | None = None,
-    *,
-    kinds: Sequence[str] = (),
-    since: datetime | None = None,
-    as_json: bool = False,
-    err: TextIO | None = None,
-) -> int:
-    """Print the timeline of the Postgres store whose DSN is in ``$dsn_env``, as
-    :func:`show_command` does for a file. Raises :class:`ConfigError` if the variable is unset
-    or the server cannot be reached."""
-    from supervisor.audit._postgres import read_postgres
-
-    records, broken = read_postgres(_dsn(dsn_env))
-    errors = err if err is not None else sys.stderr
-    return _show(records, broken, incident_id, kinds, since, as_json, out, errors)
+        return records, exc
+    return records, None
 
 
 def _show(
@@ -195,9 +194,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
     filters = {"kinds": args.kind or (), "since": args.since, "as_json": args.json}
-    if args.postgres_env:
-        return show_postgres_command(args.postgres_env, args.incident, **filters)
-    return show_command(args.file, args.incident, **filters)
+    return show_command(args.file, args.incident, postgres_env=args.postgres_env, **filters)
 
 
 def _kinds(text: str) -> list[str]:
