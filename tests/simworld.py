@@ -17,12 +17,15 @@ from typing import Any, NoReturn
 import yaml
 
 from supervisor.audit import verify
-from supervisor.config import SupervisorConfig, config_from_dict
+from supervisor.config import Limits, SupervisorConfig, config_from_dict
 from supervisor.demo import save_world, sim_backends
-from supervisor.domain import AuditKind, AuditRecord, Incident
+from supervisor.domain import AuditKind, AuditRecord, Incident, Symptom
+from supervisor.reasoners import InvestigationSession
 from supervisor.runtime import Supervisor
 from supervisor.telemetry import TelemetryConfig, Tracing, setup_tracing
 from tools import WriteBackends
+from tools._catalog import default_registry
+from tools._toolkit import ToolContext
 from tools.sim import DeploySpec, FaultSpec, ModelSpec, SimWorld, WorldSpec, build_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +62,29 @@ def fault(kind: str, at: float = 30, **params: Any) -> FaultSpec:
 def deploy(quality: str, at: float = 30, weight: int = 20) -> DeploySpec:
     """A canary of model ``m`` starting at minute ``at``."""
     return DeploySpec(model=MODEL, at_minutes=at, quality=quality, canary_weight=weight)  # type: ignore[arg-type]
+
+
+def open_session(
+    world: SimWorld, symptom: Symptom, limits: Limits | None = None, **kw: Any
+) -> InvestigationSession:
+    """An investigation of a fresh incident on ``m`` opened now, with the default tools over
+    ``world``; ``kw`` goes to :class:`InvestigationSession` (e.g. ``on_result``)."""
+    now = world.now
+    incident = Incident(
+        id="inc-0001-m",
+        model=MODEL,
+        environment="production",
+        symptom=symptom,
+        opened_at=now,
+        updated_at=now,
+    )
+    return InvestigationSession(
+        incident,
+        default_registry(),
+        ToolContext(backends=world.read_backends(), clock=world.clock),
+        limits or Limits(),
+        **kw,
+    )
 
 
 def config_dict(state_dir: Path, *, policy_file: Path = POLICY, **extra: Any) -> dict[str, Any]:

@@ -8,14 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from simworld import MODEL, OWNER, Rig, fault, make_rig, world_spec
+from simworld import OWNER, Rig, fault, make_rig, open_session, world_spec
 
 from supervisor import SimClock
 from supervisor.config import Limits
-from supervisor.domain import AuditKind, Incident, IncidentStatus, Symptom, ToolResult
+from supervisor.domain import AuditKind, IncidentStatus, Symptom, ToolResult
 from supervisor.reasoners import BudgetExceeded, InvestigationSession
-from tools._catalog import default_registry
-from tools._toolkit import ToolContext
 from tools.sim import build_world
 
 
@@ -96,23 +94,7 @@ def test_with_the_default_budget_the_same_incident_is_diagnosed(tmp_path: Path) 
 def _session(limits: Limits, **kw: object) -> tuple[InvestigationSession, list[ToolResult]]:
     world = build_world(world_spec())
     seen: list[ToolResult] = []
-    now = world.now
-    incident = Incident(
-        id="inc-0001-m",
-        model=MODEL,
-        environment="production",
-        symptom=Symptom.HIGH_ERROR_RATE,
-        opened_at=now,
-        updated_at=now,
-    )
-    session = InvestigationSession(
-        incident,
-        default_registry(),
-        ToolContext(backends=world.read_backends(), clock=world.clock),
-        limits,
-        on_result=seen.append,
-        **kw,  # type: ignore[arg-type]
-    )
+    session = open_session(world, Symptom.HIGH_ERROR_RATE, limits, on_result=seen.append, **kw)
     return session, seen
 
 

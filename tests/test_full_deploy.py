@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from simworld import MODEL, PLAYBOOKS, Rig, deploy, fault, make_rig, world_spec
+from simworld import MODEL, PLAYBOOKS, Rig, deploy, fault, make_rig, open_session, world_spec
 
 from supervisor import SimClock
-from supervisor.config import Limits
-from supervisor.domain import Incident, Symptom
+from supervisor.domain import Symptom
 from supervisor.reasoners import load_playbooks
 from supervisor.reasoners._rules import run_playbook
-from supervisor.reasoners._session import InvestigationSession
 from tools._catalog import default_registry
 from tools._toolkit import ToolContext
 from tools.sim import build_world
@@ -150,21 +148,7 @@ def test_concept_drift_after_a_full_deploy_is_not_blamed_on_it() -> None:
     # Over the whole time since the deploy it looks like a regression (the old check's view).
     assert r.data["accuracy_gap"] >= 0.08 and r.data["p_value"]["accuracy"] <= 0.05
     assert r.data["early_accuracy_gap"] < 0.08
-    now = world.now
-    incident = Incident(
-        id="inc-0001-m",
-        model=MODEL,
-        environment="production",
-        symptom=Symptom.QUALITY_DROP,
-        opened_at=now,
-        updated_at=now,
-    )
-    session = InvestigationSession(
-        incident,
-        default_registry(),
-        ToolContext(backends=world.read_backends(), clock=world.clock),
-        Limits(),
-    )
+    session = open_session(world, Symptom.QUALITY_DROP)
     book = next(
         b for b in load_playbooks(PLAYBOOKS).playbooks if b.id == "bad-model-version-full-deploy"
     )
