@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from evalkit import MINIMAL_SCENARIO, case_result
 
 import evals
 from evals import (
@@ -40,20 +41,7 @@ from supervisor.domain import RootCause
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GOOD = {
-    "id": "tiny",
-    "title": "t",
-    "category": "covariate_drift",
-    "difficulty": "easy",
-    "world": {"models": [{"name": "churn", "owner": "o", "data_owner": "d"}]},
-    "faults": [{"kind": "covariate_drift", "model": "churn", "at_minutes": 30}],
-    "trigger": {"kind": "scheduled_check"},
-    "ground_truth": {
-        "expectations": [
-            {"model": "churn", "root_cause": "covariate_drift", "acceptable_actions": ["retrain"]}
-        ]
-    },
-}
+GOOD = MINIMAL_SCENARIO
 
 
 def _write(tmp_path: Path, data: dict[str, object], name: str = "tiny") -> Path:
@@ -262,24 +250,7 @@ def test_flagger_on_a_real_world_rolls_back_a_bad_canary(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- metrics and goals
 
 
-def _case(**kw: object) -> CaseResult:
-    base: dict[str, object] = {
-        "model": "m",
-        "expected_root_cause": "bad_model_version",
-        "diagnosed_root_cause": "bad_model_version",
-        "needs_response": True,
-        "responded": True,
-        "detect_minutes": 2.0,
-        "expected_action": "abort_canary",
-        "acceptable_actions": ["abort_canary", "rollback"],
-        "actual_action": "abort_canary",
-        "action_correct": True,
-        "false_alarm": False,
-        "mitigated": True,
-        "mitigate_minutes": 2.0,
-    }
-    base.update(kw)
-    return CaseResult.model_validate(base)
+_case = case_result
 
 
 def _run(system: str, scenario: str, cases: list[CaseResult], **kw: object) -> RunResult:

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from evalkit import case_result
 
 from evals import (
-    CaseResult,
     RunResult,
     Scenario,
     default_scenarios_dir,
@@ -201,18 +201,17 @@ def test_eval_generate_flags_parse() -> None:
 def test_no_progress_prints_a_plain_line_per_run(capsys: pytest.CaptureFixture[str]) -> None:
     from supervisor.cli._eval_cmd import _RunLines
 
-    case = CaseResult(
+    case = case_result(
         model="churn",
         expected_root_cause="infrastructure",
-        needs_response=True,
-        responded=True,
+        diagnosed_root_cause=None,
         expected_action="escalate",
         acceptable_actions=["escalate"],
         actual_action="rollback",
         action_correct=False,
-        false_alarm=False,
         unsafe_actions=["rollback@42"],
         mitigated=False,
+        mitigate_minutes=None,
     )
     lines = _RunLines(12)
     lines(

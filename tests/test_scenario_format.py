@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from evalkit import MINIMAL_SCENARIO
 
 from evals import RunSpec, Scenario, default_scenarios_dir, load_scenarios
 from evals._harness import _backends, _Observer, supervisor_config
@@ -35,20 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 MIN = timedelta(minutes=1)
 
-BASE: dict[str, Any] = {
-    "id": "fmt",
-    "title": "t",
-    "category": "covariate_drift",
-    "difficulty": "easy",
-    "world": {"models": [{"name": "churn", "owner": "o", "data_owner": "d"}]},
-    "faults": [{"kind": "covariate_drift", "model": "churn", "at_minutes": 30}],
-    "trigger": {"kind": "scheduled_check"},
-    "ground_truth": {
-        "expectations": [
-            {"model": "churn", "root_cause": "covariate_drift", "acceptable_actions": ["retrain"]}
-        ]
-    },
-}
+BASE = MINIMAL_SCENARIO
 
 
 def _scenario(**changes: Any) -> Scenario:
