@@ -21,6 +21,9 @@ EARLY_MIN_SAMPLES = 50
 #: Window (minutes) in which upstream defects are looked for.
 RECENT_MINUTES = 15
 
+#: Annotation of a drift signal from these checks: when they first saw the drift (ISO time).
+DRIFT_SINCE = "drift_since"
+
 #: Signals that judge the model's predictions rather than the serving path.
 _QUALITY = frozenset({MetricName.ACCURACY, MetricName.PREDICTION_SCORE_MEAN})
 
@@ -150,15 +153,21 @@ class Checker:
                 # a retrain may follow, so wait for the labels of the drifted rows.
                 why = []
             if why:
-                signals.append(
-                    self._signal(
-                        m,
-                        Symptom.DATA_DRIFT,
-                        now,
-                        float(d.data["weighted_drift_share"]),
-                        "; ".join(why),
-                    )
+                sig = self._signal(
+                    m,
+                    Symptom.DATA_DRIFT,
+                    now,
+                    float(d.data["weighted_drift_share"]),
+                    "; ".join(why),
                 )
+                since = self._drift_since.get(m.name)
+                if since is not None:
+                    # Rows after this are drifted rows: a retrain waiting for their labels
+                    # counts from here, not from when the incident opened (graph/_labels.py).
+                    sig = sig.model_copy(
+                        update={"annotations": {**sig.annotations, DRIFT_SINCE: since.isoformat()}}
+                    )
+                signals.append(sig)
                 self._schedule_recheck(m, now)
         return signals
 
