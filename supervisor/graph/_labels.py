@@ -86,9 +86,10 @@ def label_wait(
     """The wait a decision needs for its labels, or None when it can be decided now.
 
     Only a retrain needs labels of the drifted rows (escalate, roll back, abort: none). The
-    label lag is the one ``get_model_quality`` used: declared in the watch config, or measured
-    from the data. No quality result with a lag: nothing to wait for (no labels are coming
-    that the evidence knows of), decide now.
+    label lag is the model's declared delay (``quality.label_delay_minutes``) or the lag
+    ``get_model_quality`` measured, whichever is longer: labels later than declared are
+    waited for as they really come. No declared delay and no quality result with a lag:
+    nothing to wait for (no labels are coming that the evidence knows of), decide now.
     """
     if finding.action is not ActionType.RETRAIN:
         return None
@@ -97,9 +98,13 @@ def label_wait(
         for r in results
         if r.ok and r.tool == "get_model_quality" and "label_lag_minutes" in r.data
     ]
+    declared = watched.quality.label_delay_minutes
+    if declared is not None:
+        lags.append((float(declared), "declared"))
     if not lags:
         return None
-    lag, source = max(lags, key=lambda x: x[0])
+    # Longest first; on a tie the declared delay names the source.
+    lag, source = max(lags, key=lambda x: (x[0], x[1] == "declared"))
     margin = watched.quality.recheck_margin_minutes
     rows_after = min(incident.opened_at, _drift_since(signal) or incident.opened_at)
     labels_at = rows_after + timedelta(minutes=lag)
