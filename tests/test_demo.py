@@ -199,7 +199,8 @@ def test_mlflow_shows_what_the_supervisor_did(demo: Path) -> None:
                   and r.data["action"] == "retrain"]  # fmt: skip
     assert v3["trigger"] == "retrain"
     assert v3["idempotency_key"] == retrain.data["idempotency_key"]
-    assert v3["mlops_supervisor.created_at"] == "2026-01-05T09:10:00+00:00"  # sim time
+    # sim time: after the re-check that waited for the labels of the drifted rows
+    assert v3["mlops_supervisor.created_at"] == "2026-01-05T09:35:00+00:00"
     assert "accuracy" in v3["mlops_supervisor.validation_detail"]
     assert set(v3) >= {"mlops_supervisor.deploy.canary_started", "mlops_supervisor.deploy.promoted"}
     run_id = client.get_model_version("churn", "3").run_id
@@ -208,11 +209,11 @@ def test_mlflow_shows_what_the_supervisor_did(demo: Path) -> None:
     assert run.info.status == "FINISHED"
     # mlflow.models.evaluate ran on the holdout; the accuracy the version was validated on
     assert run.data.metrics["accuracy_score"] == run.data.metrics["accuracy"] >= 0.71
-    assert run.data.params["training_window_start"] == "2026-01-05T08:40:00+00:00"
+    assert run.data.params["training_window_start"] == "2026-01-05T09:05:00+00:00"
     assert moves("churn") == [
         ("champion", None, "2", "12-29 09:00"),
-        ("challenger", None, "3", "01-05 09:10"),
-        ("champion", "2", "3", "01-05 09:40"),
+        ("challenger", None, "3", "01-05 09:35"),
+        ("champion", "2", "3", "01-05 10:05"),
     ]
     # The champion is a real scikit-learn model; it scores the rows it was trained on.
     model = mlflow.sklearn.load_model(client.get_model_version_download_uri("churn", "3"))

@@ -112,6 +112,23 @@ class QualityWatch(_Strict):
         "per-test 0.05 would raise several false alarms a day; 0.001 keeps them rare.",
     )
     enabled: bool = Field(default=True, description="Run the quality-trend watch.")
+    recheck_margin_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="A retrain that waits for late labels re-checks this long after the labels "
+        "of the incident's first rows arrive: a quarter hour of labelled post-onset rows "
+        "(~450 rows at the simulated rate; the retrain window's labelled span, "
+        "MIN_LABELLED_HOURS) so the new model learns the drifted world, not the old one.",
+    )
+    max_label_wait_minutes: float = Field(
+        default=240.0,
+        gt=0,
+        description="Longest a decision waits for late labels after the incident opened; past "
+        "it the supervisor decides on what it has and pages the owner instead of retraining. "
+        "Four hours: same-day labels (minutes to an hour or two late) are waited for, while a "
+        "model hurting users is never left unattended for a whole shift; days-late labels are "
+        "not waited for at all (the label-free proxies decide, and the owner is paged).",
+    )
 
 
 class WatchedModel(_Strict):

@@ -88,6 +88,10 @@ class AuditKind(StrEnum):
     VERIFICATION = "verification"
     ESCALATION = "escalation"
     REPORT = "report"
+    #: A decision that needs labels not in yet is postponed until they arrive (late labels).
+    RECHECK_SCHEDULED = "recheck_scheduled"
+    #: A scheduled re-check came due: the incident is investigated again on fresh evidence.
+    RECHECK_DUE = "recheck_due"
 
 
 class AuditRecord(_Strict):

@@ -116,6 +116,11 @@ class Incident(_Strict):
     ended_at: datetime | None = Field(
         default=None, description="When the incident reached mitigated, escalated or closed."
     )
+    recheck_at: datetime | None = Field(
+        default=None,
+        description="When the investigation runs again because its decision waits for late "
+        "labels; None when no re-check is scheduled.",
+    )
 
     @property
     def dedup_key(self) -> str:

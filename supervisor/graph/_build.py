@@ -22,6 +22,7 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
         ("triage", n.triage),
         ("investigate", n.investigate),
         ("diagnose", n.diagnose),
+        ("await_labels", n.await_labels),
         ("propose", n.propose),
         ("guard", n.guard),
         ("request_approval", n.request_approval),
@@ -37,7 +38,9 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
         "triage", lambda s: END if s["status"] == "closed" else "investigate", ["investigate", END]
     )
     g.add_edge("investigate", "diagnose")
-    g.add_edge("diagnose", "propose")
+    # A retrain whose drifted rows have no labels yet waits for them, then investigates again.
+    g.add_conditional_edges("diagnose", n.route_diagnose, ["await_labels", "propose"])
+    g.add_edge("await_labels", "investigate")
     g.add_edge("propose", "guard")
     g.add_conditional_edges("guard", n.route_guard, ["act", "request_approval", "escalate"])
     g.add_edge("request_approval", "await_approval")

@@ -30,6 +30,17 @@ class VerifyPending(Exception):
         self.due = due
 
 
+class RecheckPending(Exception):
+    """Raised by the await_labels node when a decision waits for late labels and waits are
+    deferred: the graph stops at its last checkpoint (after diagnose) and the runtime resumes
+    it at ``due`` (the incident index keeps ``due``, so a restart does too)."""
+
+    def __init__(self, incident_id: str, due: datetime) -> None:
+        super().__init__(f"re-check of {incident_id!r} is due at {due.isoformat()}")
+        self.incident_id = incident_id
+        self.due = due
+
+
 @dataclass(frozen=True)
 class SupervisorContext:
     """Run-scoped dependencies of the incident graph."""

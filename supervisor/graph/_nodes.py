@@ -3,6 +3,7 @@ escalate and report. Each runs in its own span and writes its audit records."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,13 +24,15 @@ from supervisor.domain import (
     OutcomeStatus,
     PolicyDecision,
     RootCause,
+    Signal,
     ToolResult,
     Verdict,
 )
 from supervisor.policy import approval_deadline
 from supervisor.reasoners import Finding, InvestigationSession, insufficient
 
-from ._context import SupervisorContext, VerifyPending
+from ._context import RecheckPending, SupervisorContext, VerifyPending
+from ._labels import MAX_RECHECKS, escalate_instead, label_wait, waiting
 from ._propose import plan_action
 from ._report import render_report
 from ._state import IncidentState
@@ -42,7 +45,9 @@ def _incident(state: IncidentState) -> Incident:
     return Incident.model_validate(state["incident"])
 
 
-def _session(ctx: SupervisorContext, incident: Incident, node: str) -> InvestigationSession:
+def _session(
+    ctx: SupervisorContext, incident: Incident, node: str, prefix: str = ""
+) -> InvestigationSession:
     """A bounded session whose every tool call is a span (timing the call) and an audit record."""
 
     def on_result(result: ToolResult) -> None:
@@ -63,7 +68,7 @@ def _session(ctx: SupervisorContext, incident: Incident, node: str) -> Investiga
         ctx.config.limits,
         on_result=on_result,
         span=lambda tool: ctx.recorder.span(f"tool.{tool}", incident_id=incident.id),
-        prefix=f"{node}-",
+        prefix=f"{prefix}{node}-",
     )
 
 
@@ -91,7 +96,9 @@ def investigate(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
     with ctx.recorder.span(
         "node.investigate", incident_id=inc.id, attributes={"reasoner": ctx.reasoner.name}
     ):
-        session = _session(ctx, inc, "investigate")
+        # A re-check investigates again: its call ids must not repeat the first pass's.
+        rechecks = state.get("rechecks", 0)
+        session = _session(ctx, inc, "investigate", f"recheck{rechecks}-" if rechecks else "")
         finding = ctx.reasoner.investigate(inc, session)
         ctx.recorder.record(
             AuditKind.REASONER_STEP,
@@ -122,6 +129,17 @@ def diagnose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
                 [],
                 [],
             )
+        results = [ToolResult.model_validate(r) for r in state.get("tool_results", [])]
+        signal = Signal.model_validate(state["signal"]) if state.get("signal") else None
+        wait = label_wait(
+            inc, finding, ctx.watched(inc.model, inc.environment), results, ctx.clock.now(), signal
+        )
+        if wait is not None and state.get("rechecks", 0) >= MAX_RECHECKS:
+            wait = dataclasses.replace(wait, past_deadline=True)
+        if wait is not None:
+            finding = (
+                escalate_instead(finding, wait) if wait.past_deadline else waiting(finding, wait)
+            )
         span.set_attribute("diagnosis.root_cause", finding.diagnosis.root_cause.value)
         span.set_attribute("diagnosis.confidence", finding.diagnosis.confidence)
         ctx.recorder.record(
@@ -130,7 +148,43 @@ def diagnose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
             actor=finding.diagnosis.reasoner,
             data={"diagnosis": finding.diagnosis.model_dump(mode="json")},
         )
-    return {"finding": finding.model_dump(mode="json")}
+        due = ""
+        if wait is not None and not wait.past_deadline:
+            due = wait.due.isoformat()
+            ctx.recorder.record(
+                AuditKind.RECHECK_SCHEDULED,
+                incident_id=inc.id,
+                actor="diagnose",
+                data={**wait.record(), "postponed": finding.action.value},
+            )
+    return {"finding": finding.model_dump(mode="json"), "recheck_due": due}
+
+
+def route_diagnose(state: IncidentState) -> str:
+    return "await_labels" if state.get("recheck_due") else "propose"
+
+
+def await_labels(state: IncidentState, runtime: Ctx) -> dict[str, Any]:
+    """Wait until the labels the decision needs are in, then investigate again. Nothing
+    irreversible happened: no action was proposed. Like verify's settle time, the wait is a
+    sleep or, with ``defer_waits``, :class:`RecheckPending` for the runtime to resume at the
+    due time (kept in the incident index, so a restart keeps it)."""
+    ctx, inc = runtime.context, _incident(state)
+    due = datetime.fromisoformat(state["recheck_due"])
+    wait = (due - ctx.clock.now()).total_seconds()
+    if wait > 0:
+        if ctx.defer_waits:
+            raise RecheckPending(inc.id, due)
+        ctx.clock.sleep(wait)
+    rechecks = state.get("rechecks", 0) + 1
+    with ctx.recorder.span("node.await_labels", incident_id=inc.id):
+        ctx.recorder.record(
+            AuditKind.RECHECK_DUE,
+            incident_id=inc.id,
+            actor="await_labels",
+            data={"recheck_at": due.isoformat(), "rechecks": rechecks},
+        )
+    return {"recheck_due": "", "rechecks": rechecks}
 
 
 def propose(state: IncidentState, runtime: Ctx) -> dict[str, Any]:

@@ -21,3 +21,7 @@ class IncidentState(TypedDict, total=False):
     verification: dict[str, Any]
     escalation: dict[str, Any]
     report_path: str
+    #: When a decision waiting for late labels is re-checked (ISO); "" when none waits.
+    recheck_due: str
+    #: How many label re-checks this incident has had.
+    rechecks: int

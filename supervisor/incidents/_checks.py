@@ -21,6 +21,9 @@ EARLY_MIN_SAMPLES = 50
 #: Window (minutes) in which upstream defects are looked for.
 RECENT_MINUTES = 15
 
+#: Annotation of a drift signal from these checks: when they first saw the drift (ISO time).
+DRIFT_SINCE = "drift_since"
+
 #: Signals that judge the model's predictions rather than the serving path.
 _QUALITY = frozenset({MetricName.ACCURACY, MetricName.PREDICTION_SCORE_MEAN})
 
@@ -96,7 +99,7 @@ class Checker:
             return signals[:1]
         quality = self._quality_watch(m, now, stable, canary)
         if quality is not None:
-            return [quality]
+            return [self._with_drift_since(m, quality)]
         if canary is not None:
             # Like Flagger's analysis, but early: a canary failing requests clearly (2x errors or
             # 1.5x p99 on enough traffic) is analysed at once, not at the end of its window.
@@ -150,15 +153,14 @@ class Checker:
                 # a retrain may follow, so wait for the labels of the drifted rows.
                 why = []
             if why:
-                signals.append(
-                    self._signal(
-                        m,
-                        Symptom.DATA_DRIFT,
-                        now,
-                        float(d.data["weighted_drift_share"]),
-                        "; ".join(why),
-                    )
+                sig = self._signal(
+                    m,
+                    Symptom.DATA_DRIFT,
+                    now,
+                    float(d.data["weighted_drift_share"]),
+                    "; ".join(why),
                 )
+                signals.append(self._with_drift_since(m, sig))
                 self._schedule_recheck(m, now)
         return signals
 
@@ -254,6 +256,17 @@ class Checker:
         at = q.data.get("recheck_at") if q.ok else None
         if at:
             self._rechecks[m.name] = datetime.fromisoformat(at)
+
+    def _with_drift_since(self, m: WatchedModel, sig: Signal) -> Signal:
+        """The signal, annotated with when these checks first saw the model's important drift
+        (if they did): rows after it are drifted rows, so a retrain waiting for their labels
+        counts from there rather than from when the incident opened (graph/_labels.py)."""
+        since = self._drift_since.get(m.name)
+        if since is None:
+            return sig
+        return sig.model_copy(
+            update={"annotations": {**sig.annotations, DRIFT_SINCE: since.isoformat()}}
+        )
 
     def due_rechecks(self) -> dict[str, datetime]:
         """Quality re-checks scheduled for when late labels arrive, by model."""

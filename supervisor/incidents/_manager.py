@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -244,6 +244,36 @@ class IncidentManager:
                 return
             snapshot = self._snapshot()
         self._persist(snapshot)
+
+    def set_recheck(self, incident_id: str, at: datetime | None) -> None:
+        """Record (or clear, with None) when the incident's investigation runs again because
+        its decision waits for late labels. Written at once: a restart must keep it."""
+        with self._lock, self._exclusive():
+            self._refresh()
+            inc = self._incidents[incident_id]
+            if inc.recheck_at == at:
+                return
+            self._incidents[incident_id] = inc.model_copy(
+                update={"recheck_at": at, "updated_at": self.clock.now()}
+            )
+            self._version += 1
+            if self._shared is not None:
+                self._shared.put([self._incidents[incident_id]])
+                return
+            snapshot = self._snapshot()
+        self._persist(snapshot)
+
+    def due_rechecks(self) -> list[str]:
+        """Open incidents whose label re-check is due now, each cleared and returned once."""
+        now = self.clock.now()
+        due = [
+            i.id
+            for i in self.all()
+            if i.recheck_at is not None and i.recheck_at <= now and i.status not in ENDED
+        ]
+        for incident_id in due:
+            self.set_recheck(incident_id, None)
+        return due
 
     def _match(self, signal: Signal) -> Incident | None:
         # A resolution belongs to the incident its alert opened, even if that incident has

@@ -25,7 +25,13 @@ from supervisor.chatops._pause import PauseSwitch
 from supervisor.config import SupervisorConfig
 from supervisor.domain import Approval, AuditKind, Incident, IncidentStatus, PolicyDecision, Signal
 from supervisor.executor import Executor
-from supervisor.graph import IncidentState, SupervisorContext, VerifyPending, build_graph
+from supervisor.graph import (
+    IncidentState,
+    RecheckPending,
+    SupervisorContext,
+    VerifyPending,
+    build_graph,
+)
 from supervisor.ha import (
     PostgresAnswers,
     PostgresDocument,
@@ -204,6 +210,8 @@ class Supervisor:
         """Run the scheduled checks once and handle what they find; expire stale approvals."""
         if self.leading():
             self.expire_approvals()
+            for incident_id in self.incidents.due_rechecks():
+                self._run(incident_id, None)  # investigates again, now with the labels
         busy = {
             (i.model, i.environment)
             for i in self.incidents.all()
@@ -415,6 +423,12 @@ class Supervisor:
             )
             self.incidents.set_status(incident_id, IncidentStatus.VERIFYING)
             return dict(self.graph.get_state(config).values)  # type: ignore[return-value]
+        except RecheckPending as wait:
+            # Nothing was proposed yet: the incident is still being investigated, and the
+            # index keeps when to go on (tick() runs it then; it survives a restart).
+            self.incidents.set_recheck(incident_id, wait.due)
+            self.incidents.set_status(incident_id, IncidentStatus.INVESTIGATING)
+            return dict(self.graph.get_state(config).values)  # type: ignore[return-value]
         snap = self.graph.get_state(config)
         state: IncidentState = dict(snap.values)  # type: ignore[assignment]
         status = IncidentStatus(state.get("status", IncidentStatus.OPEN.value))
@@ -437,6 +451,11 @@ class Supervisor:
             for i in due:
                 del self._due[i]
         return due
+
+    def due_rechecks(self) -> list[str]:
+        """Incidents whose label re-check is due now, each returned once (from the incident
+        index, so a restart keeps them); resume each with ``_run(id, None)``."""
+        return self.incidents.due_rechecks()
 
     def waiting_verification(self) -> dict[str, datetime]:
         """Deferred verifications not yet due: incident -> when."""

@@ -285,6 +285,9 @@ class ServiceRuntime:
             return 0  # the leader checks; its findings are shared
         for incident_id in sup.expire_approvals():
             self.observe(incident_id)
+        for incident_id in sup.due_rechecks():  # decisions that waited for late labels
+            if not self._pool.submit(incident_id, "label re-check", _resume_job(sup, incident_id)):
+                sup.incidents.set_recheck(incident_id, sup.clock.now())  # busy: next pass
         busy = {(i.model, i.environment) for i in sup.incidents.all() if i.status not in ENDED}
         signals = sup.checker.run(busy)
         for signal in signals:
