@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy.stats import norm
 
@@ -20,6 +21,7 @@ from supervisor.reasoners._rules import evaluate_check
 from supervisor.stats import (
     difference_interval,
     fisher_exact,
+    holm_reject,
     mann_whitney,
     min_minutes_rank_test,
     min_samples_one_proportion,
@@ -253,3 +255,17 @@ def test_compare_canary_reports_counts_tests_and_intervals() -> None:
     assert gap["low"] <= d["accuracy_gap"] <= gap["high"]
     # The online deficit offline validation did not predict (what tells skew from a worse model).
     assert d["unexplained_gap"] == pytest.approx(d["accuracy_gap"] - d["offline_gap"], abs=1e-4)
+
+
+def test_holm_agrees_with_statsmodels_on_random_families() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        m = int(rng.integers(1, 12))
+        # a mix of clear signals and noise, so both outcomes occur
+        p = [float(x) for x in rng.uniform(0, 0.08, m) ** rng.uniform(0.5, 3, m)]
+        expected, *_ = multipletests(p, alpha=0.05, method="holm")
+        assert holm_reject(p, 0.05) == [bool(r) for r in expected], p
+    assert holm_reject([]) == []
+    assert holm_reject([0.01, 0.04, 0.03]) == [True, False, False]  # 0.03 > 0.05 / 2
