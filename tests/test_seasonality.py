@@ -271,6 +271,8 @@ def test_recurring_drift_with_flat_quality_is_benign_only_with_seasonality() -> 
     assert (cause, action) == (RootCause.BENIGN_CHANGE, "no_action")
     recurs = [e for e in evidence if e.startswith("the drift recurs every cycle")]
     assert recurs and "against the same hours 7d earlier" in recurs[0], evidence
+    # The rule-out that did not fire names the condition that decided it.
+    assert "recurring drift is yes, not no, so it does not rule out benign change" in evidence
 
 
 def test_new_drift_still_goes_the_usual_way_with_seasonality() -> None:
