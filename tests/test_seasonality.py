@@ -280,3 +280,22 @@ def test_new_drift_still_goes_the_usual_way_with_seasonality() -> None:
     cause, action, evidence = _diagnose(world, seasonal=True)
     assert (cause, action) == (RootCause.COVARIATE_DRIFT, "retrain"), evidence
     assert not any("recurs" in e for e in evidence)
+
+
+def test_wrapping_ports_forward_or_say_there_is_no_history() -> None:
+    from supervisor.metrics import ObservedDrift, SupervisorMetrics
+    from supervisor.service._backends import RoutedDrift
+    from tools import NoSeasonalHistory
+
+    world = _world(_weekly(0, 0.4), seed=11)
+    hour = timedelta(hours=1)
+    routed = RoutedDrift({"m": _NoHistory(world)}, fallback=world)  # type: ignore[dict-item]
+    with pytest.raises(NoSeasonalHistory, match="keeps no history of inputs"):
+        routed.seasonal_report("m", window=hour, period=WEEK.delta)
+    observed = ObservedDrift(world, SupervisorMetrics())
+    rep = observed.seasonal_report("m", window=hour, period=WEEK.delta)
+    assert rep is not None and rep.reference_rows >= 200
+    with pytest.raises(NoSeasonalHistory):
+        ObservedDrift(_NoHistory(world), SupervisorMetrics()).seasonal_report(  # type: ignore[arg-type]
+            "m", window=hour, period=WEEK.delta
+        )
