@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from supervisor import ConfigError
 from supervisor._yaml import format_validation_error, read_yaml
-from supervisor.config import SignalThreshold
+from supervisor.config import DriftCheck, SignalThreshold
 from supervisor.domain import (
     MUTATING_ACTIONS,
     ActionType,
@@ -26,6 +26,7 @@ from supervisor.domain import (
     Verdict,
 )
 from supervisor.policy import Rule, parse_policy
+from tools import SeasonalReference
 from tools.sim import (
     DATA_DEFECTS,
     AlertSpec,
@@ -156,6 +157,21 @@ class WatchDrift(_Strict):
     drift_share_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Open an incident at or above this drift share."
     )
+    seasonality: SeasonalReference | None = Field(
+        default=None,
+        description="Also judge drift against the same hours one cycle earlier (the "
+        "supervisor's drift.seasonality), e.g. {period: 7d}.",
+    )
+
+    @model_validator(mode="after")
+    def _period_fits(self) -> WatchDrift:
+        window = self.window_minutes or DriftCheck().window_minutes
+        if self.seasonality is not None and self.seasonality.period_minutes < window:
+            raise ValueError(
+                f"seasonality.period {self.seasonality.period!r} is shorter than the "
+                f"{window}-minute drift window; set a period of at least the window"
+            )
+        return self
 
 
 class Watch(_Strict):

@@ -1,6 +1,7 @@
 """Typed read-only tools, the backend ports they call, and the simulated world."""
 
 from ._backends import NotifierPort, ReadBackends, WriteBackends, read_only
+from ._drift import SeasonalReference
 from ._ports import (
     AlertInfo,
     AlertsPort,
@@ -15,9 +16,11 @@ from ._ports import (
     MetricReading,
     MetricsPort,
     ModelVersionInfo,
+    NoSeasonalHistory,
     RegistryReader,
     RegistryWriter,
     RetrainResult,
+    SeasonalDriftPort,
     TrainPort,
 )
 
@@ -35,11 +38,14 @@ __all__ = [
     "MetricReading",
     "MetricsPort",
     "ModelVersionInfo",
+    "NoSeasonalHistory",
     "NotifierPort",
     "ReadBackends",
     "RegistryReader",
     "RegistryWriter",
     "RetrainResult",
+    "SeasonalDriftPort",
+    "SeasonalReference",
     "TrainPort",
     "WriteBackends",
     "read_only",

@@ -72,7 +72,7 @@ class _AlertsView(_ReadOnlyView):
 
 
 class _DriftView(_ReadOnlyView):
-    _allowed = frozenset({"report"})
+    _allowed = frozenset({"report", "seasonal_report"})
 
 
 class _RegistryView(_ReadOnlyView):

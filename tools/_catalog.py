@@ -32,6 +32,7 @@ from ._ports import (
     MetricReading,
     ModelVersionInfo,
 )
+from ._seasonal import SeasonalDrift, seasonal_drift
 from ._toolkit import ToolContext, ToolRegistry
 
 
@@ -473,10 +474,25 @@ class DriftSummary(_Out):
     new_columns: list[str]
     dtype_changes: list[str]
     compute_seconds: float
+    seasonal: SeasonalDrift | None = Field(
+        default=None,
+        description="The same window one cycle earlier (e.g. the same hours last week) as the "
+        "reference; None when the model's watch config sets no seasonality.",
+    )
+    recurring_drift: bool = Field(
+        default=False,
+        description="The drift against the training reference recurs: it matters (important "
+        "or dataset-level drift) yet is absent against the same hours one cycle earlier. False "
+        "when no seasonality is configured or the comparison could not be made.",
+    )
 
 
 def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> DriftSummary | None:
     """Compute input drift (Evidently) and data-quality checks for a model's recent inputs.
+
+    Where the model's watch config sets a seasonality, the window is also compared with the
+    same hours one cycle earlier (``seasonal``); ``recurring_drift`` says the drift against
+    the training reference is absent against last cycle, i.e. it recurs every cycle.
 
     Args:
         model: Name of the model.
@@ -487,6 +503,8 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
     )
     if rep is None:
         return None
+    setting = ctx.seasonality.get(model)
+    seasonal = None if setting is None else seasonal_drift(ctx, model, window_minutes, setting)
     defects = data_defects(rep)
     null_inc = max((q.null_share_current - q.null_share_reference for q in rep.quality), default=0)
     scale = max((scale_change(q.scale_ratio) for q in rep.quality), default=1.0)
@@ -533,6 +551,10 @@ def get_drift_report(ctx: ToolContext, model: str, window_minutes: int = 60) -> 
         new_columns=rep.new_columns,
         dtype_changes=dtype_changes,
         compute_seconds=round(rep.compute_seconds, 4),
+        seasonal=seasonal,
+        recurring_drift=seasonal is not None
+        and seasonal.drift_absent
+        and (_important(rep) or rep.dataset_drift),
     )
 
 

@@ -37,12 +37,15 @@ is cheap.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supervisor import BackendError
 from supervisor.stats import holm_reject
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DRIFT_SHARE_THRESHOLD",
     "PREDICTION_STATTEST",
+    "SeasonalReference",
     "compute_drift",
     "family_drifted",
     "normalise_importances",
@@ -331,3 +335,54 @@ def _quality(
         out_of_range_share=out_of_range,
         scale_ratio=scale,
     )
+
+
+# --------------------------------------------------------------------------- seasonality
+
+#: A period is a whole number and a unit: minutes, hours, days or weeks.
+_PERIOD = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
+
+
+class SeasonalReference(BaseModel):
+    """Judge drift also against the same hours one cycle earlier (e.g. last week's).
+
+    A shift that recurs every cycle (the weekend basket mix, the night-time traffic) is the
+    model's normal world, not news: it shows against the training reference every cycle but not
+    against the same period of the cycle before. Off unless configured per model.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: str = Field(
+        description="Length of one cycle: a whole number and a unit, m (minutes), h (hours), "
+        "d (days) or w (weeks), e.g. '7d' for a weekly pattern, '24h' for a daily one."
+    )
+    reference_window: Literal["same_hours"] = Field(
+        default="same_hours",
+        description="Which rows of the earlier cycle form the reference: 'same_hours', the "
+        "current window shifted back by exactly one period (same weekday and hours for 7d).",
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        match = _PERIOD.match(value)
+        if match is None or int(match.group(1)) <= 0:
+            raise ValueError(
+                f"period {value!r} is not a positive duration; write a whole number and a unit "
+                "(m, h, d or w), e.g. '7d' for the same hours last week or '24h' for yesterday's"
+            )
+        return f"{int(match.group(1))}{match.group(2)}"
+
+    @property
+    def period_minutes(self) -> int:
+        """The period in minutes."""
+        match = _PERIOD.match(self.period)
+        assert match is not None  # validated above
+        return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+
+    @property
+    def delta(self) -> timedelta:
+        """The period as a timedelta."""
+        return timedelta(minutes=self.period_minutes)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from supervisor._errors import BackendError
 from supervisor.domain import MetricName, TimeWindow
 
 
@@ -153,6 +154,25 @@ class DriftPort(Protocol):
         self, model: str, *, window: timedelta, end: datetime | None = None
     ) -> DriftReport | None:
         """Compare the model's reference data with inputs in ``[end - window, end)``."""
+        ...
+
+
+class NoSeasonalHistory(BackendError):
+    """The drift backend keeps no history of inputs, so no earlier cycle can be read."""
+
+
+@runtime_checkable
+class SeasonalDriftPort(Protocol):
+    """A drift port that keeps a history of inputs, so it can compare with an earlier cycle."""
+
+    def seasonal_report(
+        self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        """Compare inputs in ``[end - window, end)`` with the same data source's inputs in
+        ``[end - period - window, end - period)``: the same hours one cycle earlier.
+
+        None when either window holds no rows.
+        """
         ...
 
 

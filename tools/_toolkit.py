@@ -13,7 +13,7 @@ import inspect
 import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -24,6 +24,7 @@ from supervisor._errors import BackendError, SupervisorError
 from supervisor.domain import ToolResult, ToolStatus
 
 from ._backends import ReadBackends
+from ._drift import SeasonalReference
 
 ToolFn = Callable[..., BaseModel | None]
 
@@ -32,10 +33,12 @@ log = logging.getLogger("mlops_supervisor.tools")
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool may use: read-only backends and the clock."""
+    """What a tool may use: read-only backends, the clock, and per-model drift settings."""
 
     backends: ReadBackends
     clock: Clock
+    seasonality: Mapping[str, SeasonalReference] = field(default_factory=dict)
+    """Model -> its seasonal drift reference (the watch config's ``drift.seasonality``)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from supervisor.domain import MetricName, Symptom
 from supervisor.ha._config import HAConfig
 from supervisor.llm import LLMConfig
 from supervisor.telemetry import TelemetryConfig
+from tools._drift import SeasonalReference
 from tools.files._config import FileDriftConfig
 from tools.kubernetes._config import KubernetesConfig
 from tools.mlflow._config import MlflowConnection
@@ -81,6 +82,22 @@ class DriftCheck(_Strict):
     )
     window_minutes: int = Field(default=60, ge=1, description="Current window length.")
     interval_minutes: int = Field(default=15, ge=1, description="How often to check.")
+    seasonality: SeasonalReference | None = Field(
+        default=None,
+        description="Also compare each window with the same hours one cycle earlier (e.g. "
+        "{period: 7d, reference_window: same_hours}); drift that recurs every cycle while "
+        "labelled quality holds is then diagnosed benign_change. Off when absent.",
+    )
+
+    @model_validator(mode="after")
+    def _period_fits(self) -> DriftCheck:
+        if self.seasonality is not None and self.seasonality.period_minutes < self.window_minutes:
+            raise ValueError(
+                f"seasonality.period {self.seasonality.period!r} is shorter than window_minutes "
+                f"{self.window_minutes!r}, so last cycle's window would overlap the current one; "
+                "set a period of at least the window (e.g. '24h' or '7d')"
+            )
+        return self
 
 
 class QualityWatch(_Strict):

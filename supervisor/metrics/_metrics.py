@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from supervisor._errors import BackendError
 from supervisor.domain import ActionType, IncidentStatus, OutcomeStatus, ToolStatus, Verdict
-from tools import DriftPort, DriftReport
+from tools import DriftPort, DriftReport, NoSeasonalHistory, SeasonalDriftPort
 from tools._defects import data_defects
 
 __all__ = [
@@ -325,3 +325,14 @@ class ObservedDrift:
         else:
             self._metrics.observe_drift(report)
         return report
+
+    def seasonal_report(
+        self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        """The inner port's comparison with the same hours one cycle earlier (not recorded:
+        the drift metrics describe drift against the training reference)."""
+        if not isinstance(self._inner, SeasonalDriftPort):
+            raise NoSeasonalHistory(
+                f"the drift backend of model {model!r} keeps no history of inputs"
+            )
+        return self._inner.seasonal_report(model, window=window, period=period, end=end)

@@ -53,6 +53,9 @@ class CheckResult:
     value: Any = None
     #: (count field, count seen, minimum) when the sample was too small to decide.
     short: tuple[str, Any, int] | None = None
+    #: (field, op, constant, value seen) of the further condition (``also``) that did not hold,
+    #: so the sentence names the condition that decided, not the main field.
+    failed_also: tuple[str, str, Any, Any] | None = None
 
     #: The root cause of the playbook the check belongs to, for "... that would point to X".
     cause: str = "this root cause"
@@ -71,13 +74,18 @@ class CheckResult:
             if self.outcome == "pass"
             else "not_held"
         )
+        field, op, threshold, observed = (
+            (self.check.field, self.check.op, self.check.value, self.value)
+            if self.failed_also is None or outcome != "not_held"
+            else self.failed_also
+        )
         return phrase_check(
             outcome=outcome,
             finding=finding,
-            subject=subject_of(self.check.field, self.check.args),
-            op=self.check.op,
-            observed=self.value,
-            threshold=self.check.value,
+            subject=subject_of(field, self.check.args),
+            op=op,
+            observed=observed,
+            threshold=threshold,
             role=self.check.role,
             cause=self.cause,
             tool=self.result.tool,
@@ -135,7 +143,8 @@ def evaluate_check(check: Check, result: ToolResult) -> CheckResult:
         except TypeError:
             return CheckResult(check, "unknown", result, value)
         if not ok:
-            return CheckResult(check, "fail", result, value)
+            failed = None if main else (path, op, constant, got)
+            return CheckResult(check, "fail", result, value, failed_also=failed)
     return CheckResult(check, "pass", result, value)
 
 

@@ -115,7 +115,11 @@ class Supervisor:
             self.answers = PostgresAnswers(pool)
         self.recorder = Recorder(self.audit, tracing.tracer)
         tools = default_registry()
-        tool_ctx = ToolContext(backends=read, clock=clock)
+        tool_ctx = ToolContext(
+            backends=read,
+            clock=clock,
+            seasonality={m.name: m.drift.seasonality for m in config.models if m.drift.seasonality},
+        )
         playbooks = load_playbooks(config.playbooks_dir, known_tools=set(tools.names()))
         self.policy = load_policy(config.policy_file)
         self.pause = PauseSwitch(

@@ -14,7 +14,15 @@ from typing import Any
 from supervisor._clock import SimClock
 from supervisor.config import SupervisorConfig
 from supervisor.metrics import ObservedDrift, SupervisorMetrics
-from tools import DriftPort, DriftReport, ReadBackends, WriteBackends, read_only
+from tools import (
+    DriftPort,
+    DriftReport,
+    NoSeasonalHistory,
+    ReadBackends,
+    SeasonalDriftPort,
+    WriteBackends,
+    read_only,
+)
 from tools.files._config import FileDriftSource
 
 
@@ -76,6 +84,16 @@ class RoutedDrift:
         self, model: str, *, window: timedelta, end: datetime | None = None
     ) -> DriftReport | None:
         return self.routes.get(model, self.fallback).report(model, window=window, end=end)
+
+    def seasonal_report(
+        self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        port = self.routes.get(model, self.fallback)
+        if not isinstance(port, SeasonalDriftPort):
+            raise NoSeasonalHistory(
+                f"the drift backend of model {model!r} keeps no history of inputs"
+            )
+        return port.seasonal_report(model, window=window, period=period, end=end)
 
 
 def build_backends(

@@ -130,6 +130,76 @@ class FileDriftAdapter:
                 "of both files"
             ) from err
 
+    def seasonal_report(
+        self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        """Compare the inference logs in ``[end - window, end)`` with the same logs one
+        ``period`` earlier (the same hours last cycle), read the same way as the current window.
+
+        Returns:
+            The drift report (reference: last cycle's rows), or None when either window holds
+            no log row (the logs do not reach back one period).
+
+        Raises:
+            BackendError: as :meth:`report`.
+        """
+        try:
+            return self._seasonal(model, window, period, end)
+        except BackendError as err:
+            _log.warning("seasonal drift check failed for model %r: %s", model, err)
+            raise
+
+    def _seasonal(
+        self, model: str, window: timedelta, period: timedelta, end: datetime | None
+    ) -> DriftReport | None:
+        source = self._sources.get(model)
+        if source is None:
+            raise BackendError(
+                f"no drift data configured for model {model!r} (configured: {self.models!r}); "
+                "set data.reference and data.current for it in the config"
+            )
+        if window <= timedelta(0) or period <= timedelta(0):
+            raise BackendError(
+                f"drift window {window!r} and seasonal period {period!r} must be positive"
+            )
+        end = end or self._clock.now()
+        if end.tzinfo is None:
+            raise BackendError(f"drift window end {end!r} must be timezone-aware")
+        start = end - window
+        current, _ = self._current(source, start, end)
+        earlier, files = self._current(source, start - period, end - period)
+        if current.empty or earlier.empty:
+            _log.info(
+                "no seasonal drift data for model %r: %s window [%s, %s) has no log row in %d "
+                "file(s) under %r",
+                model,
+                "the current" if current.empty else "last cycle's",
+                (start if current.empty else start - period).isoformat(),
+                (end if current.empty else end - period).isoformat(),
+                files,
+                source.current,
+            )
+            return None
+        _read.align_numeric(earlier, current)
+        try:
+            return compute_drift(
+                model,
+                earlier,
+                current,
+                window_start=start,
+                window_end=end,
+                prediction_column=self._config.prediction_column,
+            )
+        except BackendError as err:
+            raise BackendError(
+                f"{err} (seasonal reference: current logs {source.current!r})"
+            ) from err
+        except Exception as err:  # Evidently's own failures: still a backend that did not answer
+            raise BackendError(
+                f"Evidently failed on model {model!r} comparing logs {source.current!r} with "
+                f"the same logs {period} earlier: {type(err).__name__}: {err}"
+            ) from err
+
     # ------------------------------------------------------------------ reference
 
     def _reference(self, source: FileDriftSource) -> pd.DataFrame:

@@ -10,11 +10,11 @@ import hashlib
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from supervisor import SimClock
+from supervisor import BackendError, SimClock
 from supervisor.domain import MetricName
 from tools._backends import ReadBackends, WriteBackends, read_only
 from tools._ports import (
@@ -30,6 +30,9 @@ from ._core import P_EVAL, P_METRICS, P_REFERENCE, P_SATURATION
 from ._spec import WorldSpec
 from ._state import ModelState
 from ._stream import minute_index, rng_for, stable_hash
+
+if TYPE_CHECKING:
+    import pandas as pd
 from ._writes import WriteSide
 
 #: Name of the model-output column in drift frames.
@@ -190,23 +193,9 @@ class SimWorld(WriteSide):
             return None
         state = self._models[model]
         ws, we = self._window(window, end)
-        rows = self._rows(state, ws, we)
-        if not rows:
+        current = self._input_frame(state, ws, we)
+        if current is None:
             return None
-        present: set[str] = set().union(*(b.rows.present for b, _ in rows))
-        names = [n for n in state.stream.features if n in present]
-        names += sorted(present - set(names))
-        columns = {
-            n: np.concatenate(
-                [b.rows.columns.get(n, np.full(len(b.rows.t), np.nan))[s] for b, s in rows]
-            )
-            for n in names
-        }
-        columns[PREDICTION_COLUMN] = np.concatenate([b.proba[s] for b, s in rows])
-        current = pd.DataFrame(columns)
-        if len(current) > _CURRENT_ROWS:
-            keep = np.linspace(0, len(current) - 1, _CURRENT_ROWS).round().astype(int)
-            current = current.iloc[keep].reset_index(drop=True)
         stable = state.versions[state.serving.stable]
         rng = rng_for(self.spec.seed, model, P_REFERENCE, int(stable.id))
         size = min(_REFERENCE_ROWS, len(stable.train_x))
@@ -224,6 +213,63 @@ class SimWorld(WriteSide):
             importances=importances,
             importance_source="permutation",
         )
+
+    def seasonal_report(
+        self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
+    ) -> DriftReport | None:
+        """Evidently drift of the window's inputs against the same hours one period earlier.
+
+        The world regenerates any minute's rows deterministically (history before the start
+        included, with periodic faults in effect there too), so last cycle's inputs are the
+        rows the world logged then, scored by the version that served then.
+        """
+        from tools._drift import compute_drift
+
+        if model not in self._models:
+            return None
+        if period <= timedelta(0):
+            raise BackendError(f"sim: seasonal period {period!r} must be positive")
+        state = self._models[model]
+        ws, we = self._window(window, end)
+        back = period.total_seconds()
+        current = self._input_frame(state, ws, we)
+        earlier = self._input_frame(state, ws - back, we - back)
+        if current is None or earlier is None:
+            return None
+        return compute_drift(
+            model,
+            earlier,
+            current,
+            window_start=self.start + timedelta(seconds=ws),
+            window_end=self.start + timedelta(seconds=we),
+            prediction_column=PREDICTION_COLUMN,
+            importances=self.importances(model, state.serving.stable),
+            importance_source="permutation",
+        )
+
+    def _input_frame(self, state: ModelState, ws: float, we: float) -> pd.DataFrame | None:
+        """The logged inputs and served scores in ``[ws, we)`` (at most ``_CURRENT_ROWS``
+        rows, evenly spaced); None when no row was logged then."""
+        import pandas as pd
+
+        rows = self._rows(state, ws, we)
+        if not rows:
+            return None
+        present: set[str] = set().union(*(b.rows.present for b, _ in rows))
+        names = [n for n in state.stream.features if n in present]
+        names += sorted(present - set(names))
+        columns = {
+            n: np.concatenate(
+                [b.rows.columns.get(n, np.full(len(b.rows.t), np.nan))[s] for b, s in rows]
+            )
+            for n in names
+        }
+        columns[PREDICTION_COLUMN] = np.concatenate([b.proba[s] for b, s in rows])
+        frame = pd.DataFrame(columns)
+        if len(frame) > _CURRENT_ROWS:
+            keep = np.linspace(0, len(frame) - 1, _CURRENT_ROWS).round().astype(int)
+            frame = frame.iloc[keep].reset_index(drop=True)
+        return frame
 
     def importances(self, model: str, version: str) -> dict[str, float]:
         """Permutation importance of each feature for ``version``, on its reference data.
