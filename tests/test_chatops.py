@@ -454,10 +454,12 @@ def pause_events(svc: Svc) -> list[dict[str, Any]]:
 
 
 def test_status_shows_the_switch_counts_and_pending_approvals(svc: Svc) -> None:
+    # The retrain waits for the drifted rows' labels (a label re-check), so it is proposed, and
+    # its approval runs out, 25 minutes later than it did before that wait.
     text = command(svc, "status", "U0BOB")["text"]
     assert "Acting (no global pause)" in text
     assert "Incidents: 1 awaiting_approval" in text
-    assert f"`{INC}` waits for approval of `retrain` by alice, bob until 10:45 UTC" in text
+    assert f"`{INC}` waits for approval of `retrain` by alice, bob until 11:10 UTC" in text
 
 
 def test_incidents_lists_them(svc: Svc) -> None:
