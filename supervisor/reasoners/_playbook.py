@@ -32,6 +32,25 @@ class Condition(_Strict):
     reason: str = Field(min_length=1, description="Why this condition and this constant.")
 
 
+class PowerMinimum(_Strict):
+    """A minimum derived from the result itself: the sample at which a one-sided test at
+    ``alpha`` sees the looked-for effect with ``power``, against the OBSERVED baseline
+    (:func:`supervisor.stats.min_samples_for_effect`). A fixed constant would be too strict on
+    a noisy baseline and too lax on a quiet one (a tripling of a 5% error rate shows on ~150
+    requests, of a 0.5% one only on ~1,000).
+    """
+
+    events: str = Field(description="Dotted path to the baseline's event count, e.g. errors.")
+    trials: str = Field(description="Dotted path to the baseline's sample size.")
+    effect: Literal["ratio", "difference"] = Field(
+        description="ratio: the alternative is `size` x the baseline proportion; difference: "
+        "the baseline proportion + `size`."
+    )
+    size: float = Field(description="The looked-for effect, e.g. 3 (a tripling) or -0.2.")
+    alpha: float = Field(gt=0, lt=0.5, description="The one-sided level of the check's test.")
+    power: float = Field(default=0.8, gt=0, lt=1, description="Chance to see the effect.")
+
+
 class MinSamples(_Strict):
     """The smallest sample a check may be decided on; below it the check is undecided.
 
@@ -43,6 +62,21 @@ class MinSamples(_Strict):
         description="Dotted path to a count in the result, e.g. `counts.canary_labelled`."
     )
     value: int = Field(ge=1, description="Smallest count at which the check is decided.")
+    power: PowerMinimum | None = Field(
+        default=None,
+        description="Derive the minimum from the result (the larger of it and `value` holds); "
+        "when it cannot be derived (an empty or zero baseline) the check is undecided.",
+    )
+    guards: Literal["both", "fail", "pass"] = Field(
+        default="both",
+        description=(
+            "Which outcome the minimum stops. fail: a check that looks for an effect and is "
+            "significant stands at any size (its test bounds false alarms), but not seeing the "
+            "effect below the powered size is no evidence it is absent, so a fail is undecided. "
+            "pass: the reverse, for checks that pass on an absence (a canary in line). both: "
+            "below the minimum nothing is decided."
+        ),
+    )
     reason: str = Field(
         min_length=1, description="Why this minimum, e.g. the power it gives for an effect size."
     )

@@ -27,10 +27,11 @@ from supervisor.domain import (
     ToolResult,
     ToolStatus,
 )
+from supervisor.stats import min_samples_for_effect
 from supervisor.text import CheckOutcome, phrase_check, plain, subject_of
 
 from ._base import Finding
-from ._playbook import Check, Playbook, PlaybookSet, field_value
+from ._playbook import Check, MinSamples, Playbook, PlaybookSet, field_value
 from ._session import BudgetExceeded, InvestigationSession
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -43,6 +44,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 Outcome = Literal["pass", "fail", "unknown"]
+#: An ``also`` condition that did not hold: (field, op, constant, value seen).
+_Failed = tuple[str, str, Any, Any]
 
 
 @dataclass
@@ -55,7 +58,7 @@ class CheckResult:
     short: tuple[str, Any, int] | None = None
     #: (field, op, constant, value seen) of the further condition (``also``) that did not hold,
     #: so the sentence names the condition that decided, not the main field.
-    failed_also: tuple[str, str, Any, Any] | None = None
+    failed_also: _Failed | None = None
 
     #: The root cause of the playbook the check belongs to, for "... that would point to X".
     cause: str = "this root cause"
@@ -117,7 +120,11 @@ class PlaybookVerdict:
 
 
 def evaluate_check(check: Check, result: ToolResult) -> CheckResult:
-    """Decide one check on one tool result."""
+    """Decide one check on one tool result.
+
+    The predicate (and its ``also`` conditions) is decided first; then each minimum sample that
+    guards that outcome must be met, else the check is undecided (see ``MinSamples.guards``).
+    """
     if result.status is not ToolStatus.OK:
         if result.status is ToolStatus.NO_DATA and check.on_no_data != "unknown":
             return CheckResult(check, check.on_no_data, result)
@@ -125,27 +132,65 @@ def evaluate_check(check: Check, result: ToolResult) -> CheckResult:
     value = field_value(result.data, check.field)
     if value is None:
         return CheckResult(check, "unknown", result)
+    outcome, failed = _predicate(check, result.data)
     for need in check.min_samples:
+        if outcome != "unknown" and need.guards not in ("both", outcome):
+            continue
         have = field_value(result.data, need.field)
-        if not isinstance(have, int | float) or have < need.value:
-            return CheckResult(
-                check, "unknown", result, value, short=(need.field, have, need.value)
-            )
+        minimum = _minimum(need, result.data)
+        if minimum is None:
+            assert need.power is not None  # only a derived minimum can be missing
+            short = (need.power.events, field_value(result.data, need.power.events), 1)
+            return CheckResult(check, "unknown", result, value, short=short)
+        if not isinstance(have, int | float) or have < minimum:
+            return CheckResult(check, "unknown", result, value, short=(need.field, have, minimum))
+    return CheckResult(check, outcome, result, value, failed_also=failed)
+
+
+def _predicate(check: Check, data: Any) -> tuple[Outcome, _Failed | None]:
+    """The check's field and ``also`` conditions, ignoring sample sizes; with a fail, the
+    ``also`` condition that failed (None when the main field did)."""
     conditions = [(check.field, check.op, check.value, True)]
     conditions += [(c.field, c.op, c.value, False) for c in check.also]
     for path, op, constant, main in conditions:
-        got = field_value(result.data, path)
+        got = field_value(data, path)
         if got is None and not main:
             # A test that could not be computed (e.g. no variance) decides nothing.
-            return CheckResult(check, "unknown", result, value)
+            return "unknown", None
         try:
             ok = _OPS[op](got, constant)
         except TypeError:
-            return CheckResult(check, "unknown", result, value)
+            return "unknown", None
         if not ok:
-            failed = None if main else (path, op, constant, got)
-            return CheckResult(check, "fail", result, value, failed_also=failed)
-    return CheckResult(check, "pass", result, value)
+            return "fail", None if main else (path, op, constant, got)
+    return "pass", None
+
+
+def _minimum(need: MinSamples, data: Any) -> int | None:
+    """The minimum a count must reach: the constant, or the power-derived size if larger.
+
+    None when the power-derived size cannot be computed from the result (no baseline counts,
+    an empty baseline, or a zero baseline rate that no ratio can move).
+    """
+    if need.power is None:
+        return need.value
+    p = need.power
+    events = field_value(data, p.events)
+    trials = field_value(data, p.trials)
+    have = field_value(data, need.field)
+    if not all(isinstance(x, int | float) for x in (events, trials, have)) or not have:
+        return None
+    derived = min_samples_for_effect(
+        int(events),
+        int(trials),
+        effect=p.effect,
+        size=p.size,
+        alpha=p.alpha,
+        power=p.power,
+        # The baseline's size over the compared sample's, as observed (a 5% canary: 19).
+        allocation=float(trials) / float(have),
+    )
+    return None if derived is None else max(need.value, derived)
 
 
 def run_playbook(playbook: Playbook, session: InvestigationSession) -> PlaybookVerdict:

@@ -6,12 +6,14 @@ incident checks and policy may all import it; it imports nothing of the project.
 
 from ._inference import (
     Alternative,
+    EffectKind,
     Interval,
     difference_interval,
     fisher_exact,
     holm_reject,
     mann_whitney,
     min_minutes_rank_test,
+    min_samples_for_effect,
     min_samples_one_proportion,
     min_samples_two_proportions,
     one_proportion_test,
@@ -21,12 +23,14 @@ from ._inference import (
 
 __all__ = [
     "Alternative",
+    "EffectKind",
     "Interval",
     "difference_interval",
     "fisher_exact",
     "holm_reject",
     "mann_whitney",
     "min_minutes_rank_test",
+    "min_samples_for_effect",
     "min_samples_one_proportion",
     "min_samples_two_proportions",
     "one_proportion_test",

@@ -211,3 +211,36 @@ def holm_reject(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
             break
         reject[i] = True
     return reject
+
+
+EffectKind = Literal["ratio", "difference"]
+
+
+def min_samples_for_effect(
+    baseline_events: int,
+    baseline_n: int,
+    *,
+    effect: EffectKind,
+    size: float,
+    alpha: float,
+    power: float = 0.8,
+    allocation: float = 1.0,
+) -> int | None:
+    """Smallest size of the compared sample at which a one-sided test sees ``effect`` of ``size``.
+
+    The looked-for alternative is stated against the OBSERVED baseline proportion
+    ``baseline_events / baseline_n`` (e.g. the stable version's error rate): ``ratio`` means
+    ``p_alt = size * p_base`` (an error rate tripling: ``size=3``), ``difference`` means
+    ``p_alt = p_base + size`` (accuracy 20 points lower: ``size=-0.2``), clipped to [0, 1].
+    ``allocation`` is the baseline sample's size over the compared sample's (19 for a 5%
+    canary beside its 95% stable). None when the baseline is empty or the alternative equals
+    it (a ratio of a zero rate): no minimum can be derived, so nothing can be decided on it.
+    """
+    _counts(baseline_events, baseline_n)
+    if baseline_n == 0 or allocation <= 0:
+        return None
+    p_base = baseline_events / baseline_n
+    p_alt = min(1.0, max(0.0, p_base * size if effect == "ratio" else p_base + size))
+    if p_alt == p_base:
+        return None
+    return min_samples_two_proportions(p_base, p_alt, alpha=alpha, power=power, ratio=allocation)
