@@ -173,14 +173,7 @@ def compare_canary(
         stable[metric.value], canary[metric.value] = s.value, c.value
         if metric is MetricName.ERROR_RATE:
             samples = c.samples
-            se, sn = count_of(s)
-            ce, cn = count_of(c)
-            counts |= {
-                "stable_requests": sn,
-                "canary_requests": cn,
-                "stable_errors": se,
-                "canary_errors": ce,
-            }
+            (se, sn), (ce, cn) = _sides(s, c, "requests", "errors", counts)
             p_value["error_rate"] = fisher_exact(ce, cn, se, sn, "greater")
         if metric is MetricName.LATENCY_P99:
             lat_s = per_minute(ctx, model, metric, status.stable_version, now - window, now)
@@ -194,14 +187,7 @@ def compare_canary(
     if labelled is not None:
         s_acc, c_acc = labelled
         gap = round(s_acc.value - c_acc.value, 4)
-        sc, sl = count_of(s_acc)
-        cc, cl = count_of(c_acc)
-        counts |= {
-            "stable_labelled": sl,
-            "canary_labelled": cl,
-            "stable_correct": sc,
-            "canary_correct": cc,
-        }
+        (sc, sl), (cc, cl) = _sides(s_acc, c_acc, "labelled", "correct", counts)
         p_value["accuracy"] = fisher_exact(cc, cl, sc, sl, "less")
         p_value["accuracy_better"] = fisher_exact(cc, cl, sc, sl, "greater")
         for side, (x, n) in (("stable", (sc, sl)), ("canary", (cc, cl))):
@@ -234,6 +220,25 @@ def compare_canary(
         accuracy_interval=intervals,
         accuracy_gap_interval=gap_interval,
     )
+
+
+def _sides(
+    stable: MetricReading,
+    canary: MetricReading,
+    total: str,
+    hits: str,
+    counts: dict[str, int],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(events, samples) behind the stable and the canary rate, also written into ``counts``
+    as ``stable_<total>``, ``canary_<total>``, ``stable_<hits>`` and ``canary_<hits>``."""
+    (sx, sn), (cx, cn) = count_of(stable), count_of(canary)
+    counts |= {
+        f"stable_{total}": sn,
+        f"canary_{total}": cn,
+        f"stable_{hits}": sx,
+        f"canary_{hits}": cx,
+    }
+    return (sx, sn), (cx, cn)
 
 
 def _labelled_accuracy(
