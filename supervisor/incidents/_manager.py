@@ -237,13 +237,9 @@ class IncidentManager:
             update: dict[str, object] = {"status": status, "updated_at": now}
             if status in ENDED and inc.ended_at is None:
                 update["ended_at"] = now
-            self._incidents[incident_id] = inc.model_copy(update=update)
-            self._version += 1
-            if self._shared is not None:
-                self._shared.put([self._incidents[incident_id]])
-                return
-            snapshot = self._snapshot()
-        self._persist(snapshot)
+            snapshot = self._replace(inc.model_copy(update=update))
+        if snapshot is not None:
+            self._persist(snapshot)
 
     def set_recheck(self, incident_id: str, at: datetime | None) -> None:
         """Record (or clear, with None) when the incident's investigation runs again because
@@ -253,15 +249,11 @@ class IncidentManager:
             inc = self._incidents[incident_id]
             if inc.recheck_at == at:
                 return
-            self._incidents[incident_id] = inc.model_copy(
-                update={"recheck_at": at, "updated_at": self.clock.now()}
+            snapshot = self._replace(
+                inc.model_copy(update={"recheck_at": at, "updated_at": self.clock.now()})
             )
-            self._version += 1
-            if self._shared is not None:
-                self._shared.put([self._incidents[incident_id]])
-                return
-            snapshot = self._snapshot()
-        self._persist(snapshot)
+        if snapshot is not None:
+            self._persist(snapshot)
 
     def due_rechecks(self) -> list[str]:
         """Open incidents whose label re-check is due now, each cleared and returned once."""
@@ -370,6 +362,16 @@ class IncidentManager:
         self._incidents[inc.id] = new  # only once the record of the change is written
         self._version += 1
         return new.model_copy(), False, persist
+
+    def _replace(self, inc: Incident) -> tuple[int, list[Incident]] | None:
+        """Under the lock: put the changed incident in the index (and the shared store, if
+        any); the snapshot to write once the lock is released, or None with a shared store."""
+        self._incidents[inc.id] = inc
+        self._version += 1
+        if self._shared is not None:
+            self._shared.put([inc])
+            return None
+        return self._snapshot()
 
     def _snapshot(self) -> tuple[int, list[Incident]]:
         """Under the lock: the index as it is now. Incidents are replaced on change, never

@@ -110,25 +110,14 @@ class FileDriftAdapter:
             return None
         reference = reference.copy()
         _read.align_numeric(reference, current)
-        try:
-            return compute_drift(
-                model,
-                reference,
-                current,
-                window_start=start,
-                window_end=end,
-                prediction_column=self._config.prediction_column,
-            )
-        except BackendError as err:
-            raise BackendError(
-                f"{err} (reference {source.reference!r}, current logs {source.current!r})"
-            ) from err
-        except Exception as err:  # Evidently's own failures: still a backend that did not answer
-            raise BackendError(
-                f"Evidently failed on model {model!r} (reference {source.reference!r}, current "
-                f"logs {source.current!r}): {type(err).__name__}: {err}; check the column types "
-                "of both files"
-            ) from err
+        return self._compute(
+            model,
+            reference,
+            current,
+            (start, end),
+            where=f"reference {source.reference!r}, current logs {source.current!r}",
+            hint="; check the column types of both files",
+        )
 
     def seasonal_report(
         self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
@@ -181,23 +170,41 @@ class FileDriftAdapter:
             )
             return None
         _read.align_numeric(earlier, current)
+        return self._compute(
+            model,
+            earlier,
+            current,
+            (start, end),
+            where=f"seasonal reference: logs {source.current!r} against the same logs "
+            f"{period} earlier",
+        )
+
+    def _compute(
+        self,
+        model: str,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        window: tuple[datetime, datetime],
+        *,
+        where: str,
+        hint: str = "",
+    ) -> DriftReport:
+        """Evidently's drift of ``current`` against ``reference``; any failure is a
+        :class:`BackendError` that says which files (``where``) and what to check (``hint``)."""
         try:
             return compute_drift(
                 model,
-                earlier,
+                reference,
                 current,
-                window_start=start,
-                window_end=end,
+                window_start=window[0],
+                window_end=window[1],
                 prediction_column=self._config.prediction_column,
             )
         except BackendError as err:
-            raise BackendError(
-                f"{err} (seasonal reference: current logs {source.current!r})"
-            ) from err
+            raise BackendError(f"{err} ({where})") from err
         except Exception as err:  # Evidently's own failures: still a backend that did not answer
             raise BackendError(
-                f"Evidently failed on model {model!r} comparing logs {source.current!r} with "
-                f"the same logs {period} earlier: {type(err).__name__}: {err}"
+                f"Evidently failed on model {model!r} ({where}): {type(err).__name__}: {err}{hint}"
             ) from err
 
     # ------------------------------------------------------------------ reference
