@@ -187,8 +187,6 @@ class SimWorld(WriteSide):
         """Evidently drift of the window's inputs against the stable version's training data."""
         import pandas as pd
 
-        from tools._drift import compute_drift
-
         if model not in self._models:
             return None
         state = self._models[model]
@@ -203,16 +201,7 @@ class SimWorld(WriteSide):
         reference = pd.DataFrame(ref_x, columns=state.stream.features)
         importances = self.importances(model, stable.id)
         reference[PREDICTION_COLUMN] = stable.proba(ref_x)
-        return compute_drift(
-            model,
-            reference,
-            current,
-            window_start=self.start + timedelta(seconds=ws),
-            window_end=self.start + timedelta(seconds=we),
-            prediction_column=PREDICTION_COLUMN,
-            importances=importances,
-            importance_source="permutation",
-        )
+        return self._drift(model, reference, current, (ws, we), importances)
 
     def seasonal_report(
         self, model: str, *, window: timedelta, period: timedelta, end: datetime | None = None
@@ -223,12 +212,10 @@ class SimWorld(WriteSide):
         included, with periodic faults in effect there too), so last cycle's inputs are the
         rows the world logged then, scored by the version that served then.
         """
-        from tools._drift import compute_drift
-
         if model not in self._models:
             return None
         if period <= timedelta(0):
-            raise BackendError(f"sim: seasonal period {period!r} must be positive")
+            raise BackendError(f"sim: the seasonal period must be positive, not {period}")
         state = self._models[model]
         ws, we = self._window(window, end)
         back = period.total_seconds()
@@ -236,14 +223,29 @@ class SimWorld(WriteSide):
         earlier = self._input_frame(state, ws - back, we - back)
         if current is None or earlier is None:
             return None
+        importances = self.importances(model, state.serving.stable)
+        return self._drift(model, earlier, current, (ws, we), importances)
+
+    def _drift(
+        self,
+        model: str,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        window: tuple[float, float],
+        importances: dict[str, float],
+    ) -> DriftReport:
+        """Evidently's drift of ``current`` against ``reference`` over the window (seconds
+        from the start), weighted by the stable version's permutation importances."""
+        from tools._drift import compute_drift
+
         return compute_drift(
             model,
-            earlier,
+            reference,
             current,
-            window_start=self.start + timedelta(seconds=ws),
-            window_end=self.start + timedelta(seconds=we),
+            window_start=self.start + timedelta(seconds=window[0]),
+            window_end=self.start + timedelta(seconds=window[1]),
             prediction_column=PREDICTION_COLUMN,
-            importances=self.importances(model, state.serving.stable),
+            importances=importances,
             importance_source="permutation",
         )
 
